@@ -1,0 +1,61 @@
+"""Train a named config on real CIFAR-10 and append one JSON line per run.
+
+    python -m bench.accuracy --model fast --seeds 0 1 --set val_size=0 --out bench/results/fast.jsonl
+
+Each line: model, params, epochs, val/test accuracy, train and wall seconds,
+images/s, device, torch version, and the full config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from train import TrainConfig, train
+from train.overrides import parse_overrides
+
+
+def run_once(values: dict, data_dir: str | None) -> dict:
+    config = TrainConfig.resolve(values)
+    started = time.perf_counter()
+    result = train(config, data_dir=data_dir,
+                   callbacks=[lambda e: print(f"  epoch {e.metrics.epoch}/{e.epochs} "
+                                              f"{e.metrics.model_dump_json()}", file=sys.stderr, flush=True)])
+    final = result.final
+    return {
+        "model": result.model, "params": result.params, "epochs": config.epochs, "seed": config.seed,
+        "val_acc": final.val_acc if final else None, "test_acc": result.test_acc,
+        "test_acc_tta": result.test_acc_tta, "train_seconds": round(result.train_seconds, 2),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "images_per_second": round(sum(h.images_per_second for h in result.history) / len(result.history), 1),
+        "device": result.device, "precision": result.precision, "torch": torch.__version__,
+        "config": result.config,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="fast")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", type=Path, default=None, help="append JSON lines here as well as to stdout")
+    args = parser.parse_args(argv)
+
+    values = {"model": args.model, **parse_overrides(args.overrides)}
+    for seed in args.seeds:
+        line = json.dumps(run_once({**values, "seed": seed}, args.data_dir))
+        print(line, flush=True)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with args.out.open("a") as handle:
+                handle.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""CIFAR-10 loading, the validation split, and on-device augmentation."""

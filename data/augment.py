@@ -1,0 +1,75 @@
+"""Batched augmentation on the training device: no per-image Python in the hot path.
+
+Images stay uint8 on the device; each batch is gathered, normalised and
+augmented with a handful of tensor ops. Randomness comes from an explicit
+generator so a run (and a resumed run) is reproducible.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+FlipMode = Literal["none", "random", "alternating"]
+
+
+def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 NCHW -> standardised float NCHW (channels_last when the input is)."""
+    mean = torch.tensor(CIFAR10_MEAN, device=images.device, dtype=dtype).view(1, 3, 1, 1) * 255
+    std = torch.tensor(CIFAR10_STD, device=images.device, dtype=dtype).view(1, 3, 1, 1) * 255
+    return (images.to(dtype) - mean) / std
+
+
+def random_translate(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Random crop of the reflect-padded batch: each image shifted by up to `pad` pixels."""
+    if pad <= 0:
+        return images
+    n, _, height, width = images.shape
+    padded = F.pad(images, (pad,) * 4, mode="reflect")
+    shifts = torch.randint(0, 2 * pad + 1, (2, n), device=images.device, generator=generator)
+    rows = (shifts[0].view(n, 1) + torch.arange(height, device=images.device)).view(n, 1, height, 1)
+    cols = (shifts[1].view(n, 1) + torch.arange(width, device=images.device)).view(n, 1, 1, width)
+    batch = torch.arange(n, device=images.device).view(n, 1, 1, 1)
+    channels = torch.arange(images.size(1), device=images.device).view(1, -1, 1, 1)
+    return padded[batch, channels, rows, cols]
+
+
+def flip_mask(mode: FlipMode, n: int, epoch: int, base_flips: torch.Tensor | None,
+              generator: torch.Generator, device: torch.device) -> torch.Tensor | None:
+    """Which images of the batch to mirror.
+
+    `alternating` mirrors each image on every other epoch, starting from a
+    random per-image choice (`base_flips`), so across two epochs the network
+    sees both orientations of every image rather than a random half twice.
+    """
+    if mode == "none":
+        return None
+    if mode == "random":
+        return torch.rand(n, device=device, generator=generator) < 0.5
+    assert base_flips is not None, "alternating flips need the per-image base choice"
+    return base_flips ^ bool(epoch % 2)
+
+
+def apply_flip(images: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return images
+    return torch.where(mask.view(-1, 1, 1, 1), images.flip(-1), images)
+
+
+def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero one size x size square per image, centred anywhere (it may overlap the border)."""
+    if size <= 0:
+        return images
+    n, _, height, width = images.shape
+    centres = torch.randint(0, max(height, width), (2, n), device=images.device, generator=generator)
+    ys = torch.arange(height, device=images.device).view(1, height, 1)
+    xs = torch.arange(width, device=images.device).view(1, 1, width)
+    top = (centres[0] - size // 2).view(n, 1, 1)
+    left = (centres[1] - size // 2).view(n, 1, 1)
+    inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
+    return images.masked_fill(inside.unsqueeze(1), 0)

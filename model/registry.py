@@ -1,0 +1,84 @@
+"""Named networks, each built only after its size is checked against the budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from model.fast import FastNet
+from model.layers import Network, count_parameters
+from model.resnet9 import ResNet9
+
+PARAMETER_CAP = 5_000_000  # the project's hard budget of trainable parameters
+
+
+class BudgetError(ValueError):
+    """A network has more trainable parameters than allowed."""
+
+
+class UnknownModelError(KeyError):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    build: Callable[[], Network]
+    # Training hyperparameters this network is tuned for; a run's own values win.
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+
+
+# The paper's recipe: SGD on a one-cycle schedule, crop + flip, weight decay, clipping.
+PAPER_RECIPE = {
+    "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "grad_clip": 1.0,
+    "schedule": "onecycle", "warmup": 0.3, "batch_size": 256, "epochs": 10,
+    "translate": 4, "flip": "random", "label_smoothing": 0.0, "tta": 2,
+}
+
+# Muon for the conv filters and Nesterov SGD for the rest; loss is a per-example mean,
+# so the SGD learning rates look large (they are 2,000x the per-sum rates of the record).
+FAST_RECIPE = {
+    "optimizer": "muon", "lr": 0.24, "muon_momentum": 0.6, "momentum": 0.85,
+    "bias_lr_scale": 106.0 / 0.24, "head_lr_scale": 1340.0 / 0.24, "weight_decay": 0.004,
+    "schedule": "linear", "warmup": 0.0, "final_lr": 0.0, "batch_size": 2000, "epochs": 8,
+    "translate": 2, "flip": "alternating", "label_smoothing": 0.2, "tta": 2,
+    "whiten_bias_epochs": 3.0,
+}
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("resnet9", "The paper's ResNet-9, last stage widened to 428 channels", ResNet9, PAPER_RECIPE),
+        ModelSpec("fast", "Whitened 3-group net (64/256/256), Muon-trained, for time-to-94%", FastNet, FAST_RECIPE),
+    )
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise UnknownModelError(f"unknown model '{name}'; known models: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def parameter_count(name: str) -> int:
+    """Trainable parameters of a registered network, counted without allocating weights."""
+    with torch.device("meta"):
+        return count_parameters(get_spec(name).build())
+
+
+def check_budget(name: str, max_params: int = PARAMETER_CAP) -> int:
+    params = parameter_count(name)
+    if params > max_params:
+        raise BudgetError(f"model '{name}' has {params:,} trainable parameters, over max_params={max_params:,}")
+    return params
+
+
+def build_model(name: str, max_params: int = PARAMETER_CAP) -> Network:
+    """Build a network after checking it fits the budget (the check allocates nothing)."""
+    check_budget(name, max_params)
+    return get_spec(name).build()

@@ -1,0 +1,91 @@
+"""The one training configuration, from sweep YAML and CLI flags to `train()`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from model.registry import PARAMETER_CAP, REGISTRY
+
+DEFAULT_MODEL = "fast"
+
+# Metrics the training function reports every epoch; a sweep may optimise any of them.
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "images_per_second")
+METRIC_GOALS = {"train_loss": "minimize", "train_acc": "maximize", "val_loss": "minimize", "val_acc": "maximize",
+                "lr": None, "epoch_seconds": "minimize", "images_per_second": "maximize"}
+
+
+class ConfigError(ValueError):
+    """An invalid training configuration; the message names the key."""
+
+
+class TrainConfig(BaseModel):
+    """Every hyperparameter of a run. Unknown keys and wrong types are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    model: str = DEFAULT_MODEL
+    epochs: float = Field(10, gt=0, le=1000, description="passes over the training images; fractions allowed")
+    batch_size: int = Field(512, ge=1)
+    optimizer: Literal["sgd", "nesterov", "adam", "adamw", "muon"] = "nesterov"
+    lr: float = Field(0.1, gt=0, description="peak learning rate (Muon's, for the conv filters, with muon)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (Adam's beta1)")
+    muon_momentum: float = Field(0.6, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0, description="as torch applies it; with muon, the per-step shrink "
+                                                        "of non-filter weights at peak learning rate")
+    bias_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier for biases and BatchNorm")
+    head_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier for the classifier")
+    grad_clip: float = Field(0.0, ge=0, description="max global gradient norm; 0 disables")
+    schedule: Literal["onecycle", "linear", "constant"] = "onecycle"
+    warmup: float = Field(0.3, ge=0, lt=1, description="fraction of steps spent rising to the peak rate")
+    final_lr: float = Field(0.0, ge=0, le=1, description="linear schedule's end, as a fraction of the peak")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    translate: int = Field(4, ge=0, le=16, description="random-crop padding in pixels; 0 disables")
+    flip: Literal["none", "random", "alternating"] = "random"
+    cutout: int = Field(0, ge=0, le=32, description="side of the zeroed square; 0 disables")
+    tta: Literal[0, 1, 2] = Field(2, description="test-time augmentation: 0 none, 1 mirror, 2 mirror+translate")
+    whiten_bias_epochs: float = Field(3.0, ge=0, description="epochs the whitening bias trains before freezing")
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast where supported")
+    channels_last: bool = True
+    compile: bool = False
+    train_size: int | None = Field(None, ge=1, description="use only this many training images")
+    val_size: int = Field(5000, ge=0, description="held-out validation images; 0 for final training")
+    max_params: int = Field(PARAMETER_CAP, ge=1, le=PARAMETER_CAP)
+    eval_batch_size: int = Field(1000, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name not in REGISTRY:
+            raise ValueError(f"unknown model; known models: {', '.join(sorted(REGISTRY))}")
+        return name
+
+    @classmethod
+    def resolve(cls, values: Mapping[str, Any] | None = None) -> TrainConfig:
+        """The model's recipe, overridden by `values`; raises ConfigError naming the key."""
+        values = dict(values or {})
+        name = values.get("model", DEFAULT_MODEL)
+        recipe = REGISTRY[name].recipe if isinstance(name, str) and name in REGISTRY else {}
+        try:
+            return cls.model_validate({**recipe, **values})
+        except ValidationError as error:
+            raise ConfigError(describe_validation_error(error)) from None
+
+    def changed(self, **updates: Any) -> TrainConfig:
+        return TrainConfig.resolve({**self.model_dump(), **updates})
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: `key: what is wrong (got value)`."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "config"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'; valid keys: {', '.join(TrainConfig.model_fields)}")
+        else:
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {message} (got {problem.get('input')!r})")
+    return "; ".join(lines)

@@ -1,0 +1,31 @@
+"""`key=value` overrides from the command line, typed the way YAML types them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
+
+from train.config import ConfigError
+
+
+def coerce_scalar(value: Any) -> Any:
+    """Fix PyYAML's one surprise: '5e-4' (no dot) loads as a string, not a float."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """['lr=0.1', 'flip=none'] -> {'lr': 0.1, 'flip': 'none'}; a pair without '=' is an error."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
+        values[key.strip()] = coerce_scalar(yaml.safe_load(raw)) if raw.strip() else None
+    return values

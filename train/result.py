@@ -1,0 +1,47 @@
+"""What a training run reports: per-epoch history and the final evaluation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class EpochMetrics(BaseModel):
+    """One epoch. Accuracies are fractions in [0, 1]; val_* are None when val_size is 0."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    lr: float
+    epoch_seconds: float
+    images_per_second: float
+
+
+class TrainResult(BaseModel):
+    status: Literal["finished", "stopped"]
+    stop_reason: str | None = None
+    config: dict[str, Any]
+    model: str
+    params: int
+    device: str
+    precision: str
+    history: list[EpochMetrics]
+    train_seconds: float  # time spent in training steps, data augmentation included
+    total_seconds: float  # wall time of the whole call, loading and evaluation included
+    checkpoint: str | None = None
+    # Final evaluation on the test set (absent when the run was stopped early).
+    test_loss: float | None = None
+    test_acc: float | None = None
+    test_acc_tta: float | None = None
+    classes: list[str] = []
+    confusion_matrix: list[list[int]] | None = None  # counts[true][predicted], without TTA
+    per_class_acc: list[float] | None = None
+    predicted_counts: list[int] | None = None
+    true_counts: list[int] | None = None
+
+    @property
+    def final(self) -> EpochMetrics | None:
+        return self.history[-1] if self.history else None
