@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from data.cifar import Cifar10, load_cifar10, split_train_val
-from data.augment import normalize
+from data.augment import CIFAR10_MEAN, CIFAR10_STD, normalize
 from data.loader import AugmentSpec, DeviceLoader
 from model.layers import count_parameters
 from model.registry import build_model
@@ -25,6 +26,8 @@ from train.optim import build_optimizers, build_schedulers, clip_gradients
 from train.result import EpochMetrics, TrainResult
 
 CHECKPOINT_NAME = "checkpoint.pt"
+SAMPLES_NAME = "augmented_samples.npz"  # what the network saw: the report's sample grid
+PREDICTIONS_NAME = "predictions.npz"  # test-set predictions without TTA
 WHITEN_IMAGES = 5000  # training images used to estimate the whitening transform
 
 
@@ -157,6 +160,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifa
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         if checkpoint.exists():
             progress = _load_checkpoint(checkpoint, config, model, optimizers, schedulers)
+        else:
+            save_augmented_samples(checkpoint.parent / SAMPLES_NAME, loader, data.classes)
 
     def save() -> None:
         if checkpoint is not None:
@@ -248,8 +253,22 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifa
     result.true_counts = counts.sum(1).tolist()
     result.predicted_counts = counts.sum(0).tolist()
     result.per_class_acc = (counts.diag() / counts.sum(1).clamp(min=1)).tolist()
+    if run_dir is not None:
+        np.savez_compressed(Path(run_dir) / PREDICTIONS_NAME, predicted=logits.argmax(1).cpu().numpy(),
+                            true=test_labels.cpu().numpy(), classes=np.array(data.classes))
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def save_augmented_samples(path: Path, loader: DeviceLoader, classes: Sequence[str], count: int = 32) -> None:
+    """The first training batch's first images after augmentation, as uint8 HWC for display."""
+    idx = torch.arange(min(count, len(loader.images)), device=loader.device)
+    images, labels = loader.augment_batch(idx, epoch=0, step=0)
+    mean = torch.tensor(CIFAR10_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, device=images.device).view(1, 3, 1, 1)
+    pixels = ((images.float() * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+    np.savez_compressed(path, images=pixels.permute(0, 2, 3, 1).cpu().numpy(), labels=labels.cpu().numpy(),
+                        classes=np.array(classes))
 
 
 def _device_name(device: torch.device) -> str:
