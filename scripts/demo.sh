@@ -19,4 +19,8 @@ id=$(sweep create "$sweep_file" --json | python -c 'import json, sys; print(json
 echo "sweep $id created from $sweep_file"
 sweep agent "$id"
 sweep report "$id" --out "$out"
+if [[ ! -f $out/report.html ]]; then
+  echo "error: sweep report wrote no $out/report.html" >&2
+  exit 1
+fi
 echo "report written: $out/report.html"

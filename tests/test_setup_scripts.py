@@ -80,8 +80,16 @@ def run_demo(tmp_path: Path, repo: Path = ROOT, **env: str) -> tuple[subprocess.
     return result, read_log(log)
 
 
-def test_demo_creates_runs_and_reports_one_sweep(tmp_path):
+def fake_report(tmp_path: Path) -> Path:
+    """A folder holding what the real `sweep report` writes (the stub writes nothing)."""
     out = tmp_path / "report"
+    out.mkdir()
+    (out / "report.html").write_text("<html></html>")
+    return out
+
+
+def test_demo_creates_runs_and_reports_one_sweep(tmp_path):
+    out = fake_report(tmp_path)
     result, calls = run_demo(tmp_path, DEMO_OUT=str(out), SWEEP_DATA_DIR="/srv/cifar")
     assert result.returncode == 0, result.stderr
     assert [c["argv"] for c in calls] == [
@@ -97,13 +105,19 @@ def test_demo_creates_runs_and_reports_one_sweep(tmp_path):
         parse(call["argv"])
 
 
+def test_demo_fails_when_no_report_was_written(tmp_path):
+    result, calls = run_demo(tmp_path, DEMO_OUT=str(tmp_path / "nothing"))
+    assert result.returncode == 1 and "wrote no" in result.stderr
+    assert len(calls) == 3
+
+
 def test_demo_takes_the_shared_data_beside_the_clone(tmp_path):
     repo = tmp_path / "clone"
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "demo.sh", repo / "scripts")
     shared = tmp_path / "shared" / "data"
     (shared / "cifar-10-batches-py").mkdir(parents=True)
-    result, calls = run_demo(tmp_path, repo=repo)
+    result, calls = run_demo(tmp_path, repo=repo, DEMO_OUT=str(fake_report(tmp_path)))
     assert result.returncode == 0, result.stderr
     assert {c["env"].get("SWEEP_DATA_DIR") for c in calls} == {str(shared)}
 
@@ -112,7 +126,7 @@ def test_demo_leaves_the_download_to_the_agent_without_local_data(tmp_path):
     repo = tmp_path / "clone"
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "demo.sh", repo / "scripts")
-    result, calls = run_demo(tmp_path, repo=repo)
+    result, calls = run_demo(tmp_path, repo=repo, DEMO_OUT=str(fake_report(tmp_path)))
     assert result.returncode == 0, result.stderr
     assert len(calls) == 3 and all("SWEEP_DATA_DIR" not in c["env"] for c in calls)
 
