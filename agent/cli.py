@@ -121,6 +121,10 @@ def summary_table(result) -> Table:
     return table
 
 
+from report.cli import report_command  # noqa: E402
+app.command("report")(report_command)
+
+
 def main() -> None:
     app()
 

@@ -22,7 +22,8 @@ def _collect(specs: dict[str, Any], prefix: str) -> list[SweptParameter]:
     found: list[SweptParameter] = []
     for key, spec in specs.items():
         name = f"{prefix}{key}"
-        if not isinstance(spec, dict):
+        # W&B's schema fills `distribution: constant` into fixed values; neither is swept.
+        if not isinstance(spec, dict) or "value" in spec or spec.get("distribution") == "constant":
             continue
         if isinstance(spec.get("parameters"), dict):
             found += _collect(spec["parameters"], prefix=f"{name}.")

@@ -20,8 +20,7 @@ def save_png(figure: Figure, path: Path) -> None:
     """Write atomically, so an interrupted report never leaves a truncated image behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    figure.savefig(partial, format="png", dpi=DPI, metadata=PNG_METADATA, bbox_inches="tight",
-                   facecolor="white")
+    figure.savefig(partial, format="png", dpi=DPI, metadata=PNG_METADATA, facecolor="white")
     os.replace(partial, path)
 
 

@@ -14,6 +14,7 @@ from report.render import Unavailable, new_figure
 TRAIN_COLOUR, VAL_COLOUR = "#1f77b4", "#d62728"
 TRUE_COLOUR, PREDICTED_COLOUR = "#7f7f7f", "#2ca02c"
 SAMPLE_COLUMNS = 8
+TILE_GAP, LABEL_GAP = 4, 9  # pixels between tiles, and above each for its class name
 
 
 def accuracy_curves(run: RunRecord) -> Figure:
@@ -104,15 +105,20 @@ def sample_grid(run: RunRecord) -> Figure:
         raise Unavailable(f"run {run.id} saved an empty sample file")
     columns = min(SAMPLE_COLUMNS, count)
     rows = math.ceil(count / columns)
-    figure = new_figure(1.35 * columns, 1.5 * rows + 0.4)
-    grid = figure.subplots(rows, columns, squeeze=False)
-    for index, axes in enumerate(grid.flat):
-        axes.set_axis_off()
-        if index < count:
-            axes.imshow(samples.images[index], interpolation="nearest")
-            label = int(samples.labels[index])
-            name = samples.classes[label] if 0 <= label < len(samples.classes) else str(label)
-            axes.set_title(name, fontsize=8)
+    height, width = samples.images.shape[1:3]
+    # One mosaic image drawn once is far cheaper than an axes per sample; the gaps leave room for labels.
+    cell_h, cell_w = height + LABEL_GAP, width + TILE_GAP
+    mosaic = np.full((rows * cell_h, columns * cell_w, 3), 255, dtype=np.uint8)
+    figure = new_figure(1.3 * columns, 1.45 * rows + 0.4)
+    axes = figure.add_subplot()
+    for index, image in enumerate(samples.images):
+        top, left = (index // columns) * cell_h + LABEL_GAP, (index % columns) * cell_w + TILE_GAP // 2
+        mosaic[top:top + height, left:left + width] = image
+        label = int(samples.labels[index])
+        name = samples.classes[label] if 0 <= label < len(samples.classes) else str(label)
+        axes.text(left + width / 2, top - 1.5, name, ha="center", va="bottom", fontsize=8)
+    axes.imshow(mosaic, interpolation="nearest")
+    axes.set_axis_off()
     figure.suptitle(f"Augmented training samples (run {run.id})")
     return figure
 

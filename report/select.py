@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 with warnings.catch_warnings():
-    # sweeps still declares a pydantic-v1 style Config; its warning says nothing about the report.
-    warnings.simplefilter("ignore", UserWarning)
+    # sweeps declares a pydantic-v1 style Config; its warnings say nothing about the report.
+    warnings.simplefilter("ignore")
     from sweeps import SweepRun
 
 from agent.records import RunRecord, SweepRecord

@@ -26,8 +26,9 @@ def report_view(report: SweepReport, out_dir: Path) -> Group:
         parts.append(Text(f"run {leader.id} ({leader.state}) ranks first with {metric} "
                           f"{fmt.score(leader.score, metric)} but has not finished", style="yellow"))
 
-    summary = Table(title=f"Sweep {report.sweep_id}: best run {best.id} by {metric} ({report.metric.goal})",
-                    show_header=False, title_justify="left")
+    parts.append(Text(f"Sweep {report.sweep_id} ({report.backend}, {report.method}, {report.metric.goal} {metric}, "
+                      f"{report.sweep_state}): best run {best.id}", style="bold"))
+    summary = Table(show_header=False)
     summary.add_column(style="bold")
     summary.add_column(justify="right")
     for label, value in [
@@ -41,22 +42,22 @@ def report_view(report: SweepReport, out_dir: Path) -> Group:
         summary.add_row(label, value)
     parts.append(summary)
 
-    states = Table(title=f"Runs by state ({report.run_count} in all; sweep {report.sweep_state})",
-                   title_justify="left")
-    for state in report.states:
-        states.add_column(state, justify="right")
-    states.add_row(*(str(n) for n in report.states.values()))
+    states = Table(title="Runs by state", title_justify="left")
+    states.add_column("state")
+    states.add_column("runs", justify="right")
+    for state, n in report.states.items():
+        states.add_row(state, str(n))
+    states.add_row("total", str(report.run_count), style="bold")
     parts.append(states)
 
+    # One wrapped config column keeps the table readable in an 80-column terminal.
     top = Table(title=f"Top runs by {metric}", title_justify="left")
-    for column in ("#", "run", "state", metric, "test acc", "epochs", "wall time"):
-        top.add_column(column, justify="right" if column not in ("run", "state") else "left")
-    for name in report.parameters:
-        top.add_column(name)
+    for column in ("#", "run", "state", metric, "test acc", "epochs", "config"):
+        top.add_column(column, justify="left" if column in ("run", "state", "config") else "right",
+                       no_wrap=column != "config")
     for rank, row in enumerate(report.top_runs, start=1):
         top.add_row(str(rank), row.id, row.state, fmt.score(row.score, metric), fmt.percent(row.test_acc),
-                    str(row.epochs), fmt.seconds(row.wall_seconds),
-                    *(fmt.setting(row.config.get(n)) for n in report.parameters),
+                    str(row.epochs), fmt.compact_config(row.config),
                     style="bold red" if row.id == best.id else None)
     parts.append(top)
 

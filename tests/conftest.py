@@ -54,3 +54,88 @@ def real_data_dir() -> Path:
     if not (REAL_DATA / "cifar-10-batches-py" / "data_batch_1").is_file():
         pytest.skip(f"real CIFAR-10 not found under {REAL_DATA}")
     return REAL_DATA
+
+
+# --- report fixtures: a small sweep whose runs really trained on the tiny dataset -------------------------
+
+REPORT_SWEEP_CONFIG = {
+    "method": "random",
+    "metric": {"name": "val_acc", "goal": "maximize"},
+    "parameters": {
+        "lr": {"distribution": "log_uniform_values", "min": 0.01, "max": 0.5},
+        "optimizer": {"values": ["sgd", "nesterov"]},
+        "label_smoothing": {"values": [0.0, 0.2]},
+        "model": {"value": "fast"},
+    },
+}
+REPORT_RUN_CHOICES = [
+    {"lr": 0.24, "optimizer": "sgd", "label_smoothing": 0.2, "model": "fast"},
+    {"lr": 0.02, "optimizer": "nesterov", "label_smoothing": 0.0, "model": "fast"},
+    {"lr": 0.1, "optimizer": "nesterov", "label_smoothing": 0.2, "model": "fast"},
+]
+
+
+@pytest.fixture(scope="session")
+def trained_report_runs(tmp_path_factory) -> list[dict]:
+    """Three finished tiny runs: (run id, chosen config, TrainResult dump, run_dir), trained once per session."""
+    from train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("report-runs")
+    data_dir = write_tiny_cifar(root / "data")
+    trained = []
+    for index, choice in enumerate(REPORT_RUN_CHOICES):
+        run_dir = root / f"run-{index}"
+        config = TrainConfig.resolve(dict(choice, train_size=32, batch_size=32, val_size=20, epochs=3, tta=1,
+                                          precision="fp32"))
+        result = train(config, data_dir=data_dir, run_dir=run_dir)
+        trained.append({"id": f"run{index}", "config": choice, "result": result.model_dump(mode="json"),
+                        "run_dir": str(run_dir)})
+    return trained
+
+
+class MemorySource:
+    """A RunSource over records held in memory: the report's view of any store."""
+
+    def __init__(self, sweep, runs):
+        self.sweep, self.runs = sweep, runs
+
+    def get_sweep(self, sweep_id: str):
+        from report.errors import ReportError
+
+        if sweep_id != self.sweep.id:
+            raise ReportError(f"unknown sweep id {sweep_id!r}")
+        return self.sweep
+
+    def list_runs(self, sweep_id: str):
+        return [run for run in self.runs if run.sweep_id == sweep_id]
+
+
+def report_records(trained: list[dict], sweep_id: str = "swp1", extra_states: bool = True):
+    """A SweepRecord and RunRecords built from really trained runs; optionally a running and a failed run too."""
+    from agent.records import RunRecord, SweepRecord
+
+    sweep = SweepRecord(id=sweep_id, state="running" if extra_states else "finished", config=REPORT_SWEEP_CONFIG,
+                        created_at=1000.0)
+    runs = []
+    for index, item in enumerate(trained):
+        result = dict(item["result"])
+        history = result.pop("history")
+        runs.append(RunRecord(id=item["id"], sweep_id=sweep_id, state="finished", config=item["config"],
+                              history=history, summary=result, created_at=1001.0 + index, started_at=1001.0 + index,
+                              finished_at=1010.0 + index, run_dir=item["run_dir"]))
+    if extra_states:
+        leader = runs[0].history[0] | {"val_acc": 0.99}
+        runs.append(RunRecord(id="running1", sweep_id=sweep_id, state="running",
+                              config={"lr": 0.3, "optimizer": "sgd", "label_smoothing": 0.0, "model": "fast"},
+                              history=[leader], created_at=1020.0, started_at=1020.0))
+        runs.append(RunRecord(id="failed1", sweep_id=sweep_id, state="failed",
+                              config={"lr": 0.4, "optimizer": "sgd", "label_smoothing": 0.0, "model": "fast"},
+                              history=[runs[0].history[0] | {"val_acc": 1.0}], failure="CUDA error",
+                              created_at=1021.0))
+    return sweep, runs
+
+
+@pytest.fixture
+def report_source(trained_report_runs) -> MemorySource:
+    """The three trained runs, plus one still running (ranked first) and one failed (with a perfect score)."""
+    return MemorySource(*report_records(trained_report_runs))
