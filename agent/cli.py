@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
@@ -11,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
 
 app = typer.Typer(help="Find the best CIFAR-10 classifier under a 5M-parameter budget, with W&B-style sweeps.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -30,9 +33,16 @@ def cli_errors() -> Iterator[None]:
     from train.config import ConfigError
     from train.loop import CheckpointMismatch
 
+    from agent.launch import GpuListError
+    from agent.store import StoreError
+    from agent.sweep_config import SweepConfigError
+    from agent.wandb_backend import WandbBackendError
+    from agent.worker import TrainFnError
+
     try:
         yield
-    except (DataError, ConfigError, BudgetError, UnknownModelError, CheckpointMismatch) as error:
+    except (DataError, ConfigError, BudgetError, UnknownModelError, CheckpointMismatch, SweepConfigError,
+            StoreError, WandbBackendError, GpuListError, TrainFnError) as error:
         errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
@@ -55,6 +65,222 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for 
     for row in rows:
         table.add_row(row["name"], f"{row['params']:,}", f"{row['params'] / PARAMETER_CAP:.1%}", row["description"])
     console.print(table)
+
+
+HomeOption = Annotated[Optional[Path], typer.Option(
+    "--home", envvar="SWEEP_HOME", help="Store folder: sweep.db and run artifacts (default ./.sweep).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class Backend(str, Enum):
+    local = "local"
+    wandb = "wandb"
+
+
+@app.command()
+def create(
+    file: Annotated[Path, typer.Argument(help="A W&B sweep YAML, e.g. sweeps/grid.yaml.")],
+    backend: Annotated[Backend, typer.Option(help="local: the embedded store; wandb: W&B's hosted controller.")]
+    = Backend.local,
+    project: Annotated[Optional[str], typer.Option(help="W&B project (--backend wandb).")] = None,
+    entity: Annotated[Optional[str], typer.Option(help="W&B entity (--backend wandb).")] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Validate a sweep file and register it; prints the sweep id and the agent command."""
+    from agent.store import LocalStore
+    from agent.sweep_config import load_sweep_file
+
+    with cli_errors():
+        spec = load_sweep_file(file)  # before the store is opened: a bad file leaves it untouched
+        if backend is Backend.wandb:
+            from agent.wandb_backend import create_wandb_sweep
+
+            path = create_wandb_sweep(spec, project, entity)
+            record = LocalStore(home).create_sweep(spec.config, backend="wandb", sweep_id=str(path))
+        else:
+            record = LocalStore(home).create_sweep(spec.config)
+    if as_json:
+        print(json.dumps({"id": record.id, "backend": record.backend, "method": spec.method,
+                          "total_configs": spec.grid_size}))
+        return
+    size = f"{spec.grid_size} runs" if spec.grid_size is not None else (
+        f"up to {spec.config['run_cap']} runs" if "run_cap" in spec.config else "runs until stopped")
+    metric = f", {spec.metric_goal} {spec.metric_name}" if spec.metric_name else ""
+    console.print(f"Created {record.backend} sweep [bold]{record.id}[/bold] ({spec.method}, {size}{metric})",
+                  highlight=False)
+    console.print(f"Start an agent:  sweep agent {record.id}", highlight=False)
+
+
+@app.command()
+def agent(
+    sweep_id: Annotated[str, typer.Argument(help="Sweep id from `sweep create` (entity/project/id for W&B).")],
+    count: Annotated[Optional[int], typer.Option(min=1, help="Runs each worker trains before exiting.")] = None,
+    gpus: Annotated[Optional[str], typer.Option(
+        help="GPUs to use, e.g. 0,1: one worker each. Default: every visible GPU, else the CPU.")] = None,
+    max_failures: Annotated[int, typer.Option(
+        min=1, help="Stop this agent after this many consecutive failed runs.")] = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    data_dir: DataDirOption = None,
+    home: HomeOption = None,
+    lease_seconds: Annotated[float, typer.Option(
+        min=1.0, help="A run whose agent sends no heartbeat for this long is offered again.")] = DEFAULT_LEASE_S,
+    train_fn: Annotated[Optional[str], typer.Option(envvar=TRAIN_FN_ENV, hidden=True,
+                                                     help="module:function replacing train.train")] = None,
+    label: Annotated[str, typer.Option(hidden=True, help="Prefix for this worker's lines.")] = "",
+    plain: Annotated[bool, typer.Option(hidden=True, help="Plain lines instead of a progress bar.")] = False,
+    stats_out: Annotated[Optional[Path], typer.Option(hidden=True, help="Write claim/idle timings here.")] = None,
+) -> None:
+    """Train the sweep's runs until none are left; SIGTERM/Ctrl-C checkpoints and marks the run preempted."""
+    from agent.display import AgentDisplay
+    from agent.launch import parse_gpus, run_in_process, spawn_workers, visible_gpus
+    from agent.status import sweep_status
+    from agent.store import LocalStore
+    from agent.worker import AgentOptions, AgentStopped, load_train_fn
+
+    with cli_errors():
+        store = LocalStore(home)
+        backend = "wandb" if "/" in sweep_id else store.get_sweep(sweep_id).backend
+        chosen = parse_gpus(gpus)
+        if chosen is None and not label:
+            chosen = visible_gpus()
+            chosen = chosen if len(chosen) > 1 else None  # one GPU or none: train in this process
+        if chosen is not None and backend == "local":
+            passed = [sweep_id, "--max-failures", str(max_failures), "--lease-seconds", str(lease_seconds)]
+            passed += ["--count", str(count)] if count else []
+            passed += ["--data-dir", str(data_dir)] if data_dir else []
+            passed += ["--train-fn", train_fn] if train_fn else []
+            console.print(f"starting {len(chosen)} workers on GPUs {', '.join(chosen)} for sweep {sweep_id}",
+                          highlight=False)
+            raise typer.Exit(spawn_workers(chosen, passed, home))
+
+        function = load_train_fn(train_fn)
+        data = _load_data_once(function, data_dir)  # fails fast, before any run is claimed
+        try:
+            if backend == "wandb":
+                report = _wandb_agent(sweep_id, function, data, count, max_failures, store, label, plain)
+            else:
+                status = sweep_status(store, sweep_id)
+                metric = status.metric or {}
+                display = AgentDisplay(console, metric.get("name"), metric.get("goal"), label=label,
+                                       live=False if plain else None)
+                display.best = status.best_metric
+                options = AgentOptions(sweep_id=sweep_id, count=count, lease_seconds=lease_seconds,
+                                       max_consecutive_failures=max_failures,
+                                       **({"agent_id": f"{label}@{_host_pid()}"} if label else {}))
+                report = run_in_process(store, options, function, display, data, max_failures)
+        except AgentStopped as error:
+            errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+    if stats_out is not None:
+        stats_out.write_text(report.model_dump_json())
+
+
+def _host_pid() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _load_data_once(function, data_dir: Optional[Path]):
+    """Each worker loads CIFAR-10 once and hands it to every run; a missing dataset stops it here."""
+    if not getattr(function, "needs_data", True):
+        return None
+    from data.cifar import load_cifar10
+
+    return load_cifar10(data_dir)
+
+
+def _wandb_agent(sweep_id, function, data, count, max_failures, store, label, plain):
+    from agent.display import AgentDisplay
+    from agent.wandb_backend import SweepPath, Trial, run_wandb_agent
+    from agent.worker import StopFlag, install_signal_handlers
+
+    path = SweepPath.parse(sweep_id)
+    stop = StopFlag()
+    install_signal_handlers(stop)
+    display = AgentDisplay(console, None, None, label=label, live=False if plain else None)
+    trial = Trial(function, data, store.home / "wandb-runs", stop, None, display)
+    with display:
+        return run_wandb_agent(path, trial, count, max_failures, display)
+
+
+@app.command("ls")
+def list_command(as_json: JsonOption = False, home: HomeOption = None) -> None:
+    """List the sweeps in the store."""
+    from agent.status import list_sweeps
+    from agent.store import LocalStore
+
+    with cli_errors():
+        listings = list_sweeps(LocalStore(home))
+    if as_json:
+        print(json.dumps([item.model_dump() for item in listings], indent=2))
+        return
+    table = Table(title=f"Sweeps ({len(listings)})")
+    for column in ("id", "name", "backend", "method", "state", "runs", "finished", "best"):
+        table.add_column(column, justify="right" if column in ("runs", "finished", "best") else "left")
+    for item in listings:
+        best = f"{item.metric} {item.best_metric:.4f}" if item.best_metric is not None else "-"
+        table.add_row(item.id, item.name or "-", item.backend, item.method, item.state, str(item.runs),
+                      str(item.finished), best)
+    console.print(table)
+
+
+@app.command()
+def status(sweep_id: str, as_json: JsonOption = False, home: HomeOption = None) -> None:
+    """Runs by state, with config, epochs done and best metric."""
+    from agent.status import sweep_status
+    from agent.store import LocalStore
+
+    with cli_errors():
+        result = sweep_status(LocalStore(home), sweep_id)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    console.print(status_table(result))
+
+
+@app.command()
+def stop(
+    sweep_id: str,
+    cancel: Annotated[bool, typer.Option(help="Also stop running runs (they end as killed).")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Stop handing out new runs; running runs finish unless --cancel."""
+    from agent.controller import Controller
+    from agent.store import LocalStore
+
+    with cli_errors():
+        record = Controller(LocalStore(home)).stop_sweep(sweep_id, cancel=cancel)
+    tail = "running runs will be stopped at their next step" if cancel else "running runs will finish"
+    console.print(f"sweep {record.id} is {record.state}: no new runs; {tail}", highlight=False)
+
+
+def status_table(result) -> Table:
+    from agent.status import STATE_ORDER
+
+    metric = result.metric or {}
+    name = metric.get("name", "metric")
+    size = f"/{result.total_configs}" if result.total_configs else ""
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts.items()) or "no runs yet"
+    title = (f"sweep {result.id}: {result.state}" + (f" ({result.state_reason})" if result.state_reason else "")
+             + f"\n{result.method}, {len(result.runs)}{size} runs: {counts}")
+    if result.best_run:
+        title += f"\nbest {name} {result.best_metric:.4f} (run {result.best_run})"
+    table = Table(title=title)
+    for column in ("run", "state", "epochs", f"best {name}", "config"):
+        table.add_column(column, justify="right" if column in ("epochs", f"best {name}") else "left",
+                         overflow="fold")
+    order = {state: i for i, state in enumerate(STATE_ORDER)}
+    for run in sorted(result.runs, key=lambda r: order.get(r.state, 99)):
+        colour = {"finished": "green", "failed": "red", "crashed": "red", "running": "cyan"}.get(run.state, "yellow")
+        state = f"[{colour}]{run.state}[/{colour}]" + (f" x{run.attempts}" if run.attempts > 1 else "")
+        config = " ".join(f"{k}={v}" for k, v in sorted(run.config.items()))
+        if run.failure and run.state in ("failed", "crashed"):
+            config += f"\n[red]{run.failure}[/red]"
+        best = f"{run.best_metric:.4f}" if run.best_metric is not None else "-"
+        table.add_row(run.id, state, str(run.epochs_done), best, config)
+    return table
 
 
 @app.command("train")

@@ -14,6 +14,10 @@ def sweep_engine() -> ModuleType:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import sweeps
+        import sweeps.bayes_search  # next_run imports these on first use; a claim should not pay for that
         import sweeps.config
+        import sweeps.grid_search
+        import sweeps.hyperband_stopping
         import sweeps.params
+        import sweeps.random_search
     return sweeps
