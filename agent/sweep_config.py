@@ -24,10 +24,12 @@ from train.config import EPOCH_METRICS, METRIC_GOALS, ConfigError, TrainConfig
 from train.overrides import coerce_scalar
 
 SUPPORTED_METHODS = ("grid", "random", "bayes")
-# Keys of a parameter spec that hold parameter values (as opposed to distribution shape).
-VALUE_KEYS = ("value", "values", "min", "max")
-# Quantiles probed on continuous distributions: the ends and the middle of what the engine can emit.
-PROBE_QUANTILES = np.array([0.0, 0.01, 0.5, 0.99, 1.0])
+# Distributions whose min/max are values of the parameter (the log_uniform family without _values takes exponents).
+VALUE_SPACE_BOUNDS = ("int_uniform", "uniform", "q_uniform", "log_uniform_values", "q_log_uniform_values",
+                      "inv_log_uniform_values")
+# Quantiles probed on distributions: the ends and the middle of what the engine can emit. Not 0 itself:
+# scipy's randint.ppf(0) is min - 1, a value W&B's sampling never draws.
+PROBE_QUANTILES = np.array([1e-9, 0.01, 0.5, 0.99, 1.0])
 
 
 class SweepConfigError(ValueError):
@@ -228,8 +230,10 @@ def candidate_values(name: str, spec: dict[str, Any]) -> list[Any]:
         return list(spec["values"])
     if "value" in spec:
         return [spec["value"]]
+    # Bounds first, where they are in the parameter's own units, so an error quotes what the user wrote.
+    bounds = [spec[k] for k in ("min", "max") if k in spec] if spec.get("distribution") in VALUE_SPACE_BOUNDS else []
     probed = np.atleast_1d(HyperParameter(name, spec).ppf(PROBE_QUANTILES))
-    return [plain(v) for v in probed if np.isfinite(v)]
+    return bounds + [plain(v) for v in probed if np.isfinite(v)]
 
 
 def _check_budgets(parameters: dict[str, dict[str, Any]], source: str) -> None:
