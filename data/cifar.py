@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,13 +61,24 @@ def find_batches_dir(root: Path) -> Path | None:
 
 
 def _download(root: Path) -> None:
+    """Fetch through torchvision into a scratch folder, then move the batches into place.
+
+    A failed or interrupted download leaves nothing behind under `root`.
+    """
     from torchvision.datasets import CIFAR10
 
+    created = not root.exists()
+    scratch = root / ".download"
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        CIFAR10(str(root), train=True, download=True)
+        scratch.mkdir(parents=True, exist_ok=True)
+        CIFAR10(str(scratch), train=True, download=True)
+        os.replace(scratch / BATCHES_FOLDER, root / BATCHES_FOLDER)
     except Exception as error:  # network errors come in many types; all mean the same here
         raise DataError(f"{root}: no CIFAR-10 found and the download failed ({error})") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if created and not (root / BATCHES_FOLDER).exists():
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _unpickle(path: Path) -> dict:

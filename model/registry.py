@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,8 @@ REGISTRY: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("resnet9", "The paper's ResNet-9, last stage widened to 428 channels", ResNet9, PAPER_RECIPE),
         ModelSpec("fast", "Whitened 3-group net (64/256/256), Muon-trained, for time-to-94%", FastNet, FAST_RECIPE),
+        ModelSpec("fast-wide", "The fast net at 128/384/384 channels, aimed at 95%",
+                  functools.partial(FastNet, widths=(128, 384, 384)), {**FAST_RECIPE, "epochs": 15}),
     )
 }
 
@@ -65,6 +68,7 @@ def get_spec(name: str) -> ModelSpec:
     return REGISTRY[name]
 
 
+@functools.cache
 def parameter_count(name: str) -> int:
     """Trainable parameters of a registered network, counted without allocating weights."""
     with torch.device("meta"):

@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 
 REAL_DATA = Path(os.environ.get("SWEEP_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+# One distinct colour per class (RGB), far apart so a few steps can separate them.
+PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+                    [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 0], [0, 0, 128]], dtype=np.float64)
 CLASSES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 
 
 def write_tiny_cifar(root: Path, per_batch: int = 40, seed: int = 0) -> Path:
     """Write cifar-10-batches-py/ under `root` exactly as the original files are laid out.
 
-    Images are class-dependent colour blobs plus noise, so a network can learn
+    Images are class-dependent flat colours plus noise, so a network can learn
     them in a few steps; every batch holds all ten classes.
     """
     rng = np.random.default_rng(seed)
@@ -26,7 +29,7 @@ def write_tiny_cifar(root: Path, per_batch: int = 40, seed: int = 0) -> Path:
     def batch(label: str, n: int) -> dict:
         labels = np.arange(n) % 10
         rng.shuffle(labels)
-        base = np.stack([np.full((3, 32, 32), 25 * c, dtype=np.float64) for c in range(10)])
+        base = np.broadcast_to(PALETTE[:, :, None, None], (10, 3, 32, 32)).astype(np.float64)
         images = base[labels] + rng.normal(0, 20, size=(n, 3, 32, 32))
         data = np.clip(images, 0, 255).astype(np.uint8).reshape(n, 3072)
         return {b"batch_label": label.encode(), b"labels": labels.tolist(), b"data": data,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model.registry import PARAMETER_CAP, REGISTRY
+from model.registry import PARAMETER_CAP, REGISTRY, BudgetError, check_budget
 
 DEFAULT_MODEL = "fast"
 
@@ -63,6 +63,15 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown model; known models: {', '.join(sorted(REGISTRY))}")
         return name
 
+    @model_validator(mode="after")
+    def _fits_budget(self) -> TrainConfig:
+        # Checked here so a sweep rejects an over-budget model before any run starts.
+        try:
+            check_budget(self.model, self.max_params)
+        except BudgetError as error:
+            raise ValueError(str(error)) from None
+        return self
+
     @classmethod
     def resolve(cls, values: Mapping[str, Any] | None = None) -> TrainConfig:
         """The model's recipe, overridden by `values`; raises ConfigError naming the key."""
@@ -82,9 +91,11 @@ def describe_validation_error(error: ValidationError) -> str:
     """One line per problem: `key: what is wrong (got value)`."""
     lines = []
     for problem in error.errors():
-        key = ".".join(str(part) for part in problem["loc"]) or "config"
+        key = ".".join(str(part) for part in problem["loc"])
         if problem["type"] == "extra_forbidden":
             lines.append(f"unknown key '{key}'; valid keys: {', '.join(TrainConfig.model_fields)}")
+        elif not problem["loc"]:  # a check across fields; its message names them
+            lines.append(problem["msg"].removeprefix("Value error, "))
         else:
             message = problem["msg"].removeprefix("Value error, ")
             lines.append(f"{key}: {message} (got {problem.get('input')!r})")

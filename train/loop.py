@@ -81,7 +81,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
-def _autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:
+def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:
     if precision == "bf16":
         return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
     return nullcontext
@@ -114,6 +114,23 @@ def _load_checkpoint(path: Path, config: TrainConfig, model, optimizers, schedul
     return _Progress(**state["progress"])
 
 
+def training_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  optimizers: Sequence[torch.optim.Optimizer], schedulers: Sequence, config: TrainConfig,
+                  autocast: Callable[[], AbstractContextManager]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step; returns the loss and the logits."""
+    with autocast():
+        logits = model(images)
+    loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+    loss.backward()
+    clip_gradients(model, config.grad_clip)
+    for optimizer in optimizers:
+        optimizer.step()
+    for scheduler in schedulers:
+        scheduler.step()
+    model.zero_grad(set_to_none=True)
+    return loss, logits
+
+
 def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifar10 | None = None,
           data_dir: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
           device: str | torch.device | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
@@ -127,7 +144,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifa
     started = time.perf_counter()
     device = resolve_device(device)
     precision = resolve_precision(config.precision, device)
-    autocast = _autocast_factory(device, precision)
+    autocast = autocast_factory(device, precision)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     channels_last = config.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -183,16 +200,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifa
                 break
             for p in whiten_params:
                 p.requires_grad_(progress.global_step < whiten_steps)
-            with autocast():
-                logits = step_model(images)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
-            loss.backward()
-            clip_gradients(model, config.grad_clip)
-            for optimizer in optimizers:
-                optimizer.step()
-            for scheduler in schedulers:
-                scheduler.step()
-            model.zero_grad(set_to_none=True)
+            loss, logits = training_step(step_model, images, labels, optimizers, schedulers, config, autocast)
 
             loss_sum += loss.detach() * len(labels)
             correct += (logits.argmax(1) == labels).sum()

@@ -1,0 +1,110 @@
+"""Training-step throughput of each network: our settings against plain fp32 eager PyTorch.
+
+    python -m bench.throughput [--models fast resnet9] [--batch-size 500] [--steps 6]
+
+Both variants run in one process, alternating rounds (A B A B ...) so drift in
+the machine's speed hits both alike. "ours" is the training step exactly as
+`train()` runs it (bf16 autocast where supported, channels_last, on-device
+augmentation, the model's optimiser); "baseline" is the same step in fp32 with
+contiguous tensors. FLOPs are counted once with torch's FlopCounterMode
+(forward + backward per image), so networks of different size compare on
+achieved GFLOP/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from data.loader import AugmentSpec, DeviceLoader
+from model.registry import build_model
+from train.config import TrainConfig
+from train.loop import autocast_factory, resolve_device, resolve_precision, training_step
+from train.optim import build_optimizers, build_schedulers
+
+
+def training_gflops_per_image(name: str, batch: int = 4) -> float:
+    """Forward + backward FLOPs of one image, counted by torch (multiply-add = 2 FLOPs)."""
+    model = build_model(name)
+    images, labels = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(images), labels).backward()
+    return counter.get_total_flops() / batch / 1e9
+
+
+class Variant:
+    """A network with its optimiser and data pipeline, set up to time training steps."""
+
+    def __init__(self, config: TrainConfig, device: torch.device, images: torch.Tensor, labels: torch.Tensor):
+        self.config = config
+        self.precision = resolve_precision(config.precision, device)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model).to(device=device, memory_format=memory_format)
+        self.loader = DeviceLoader(images, labels, config.batch_size, AugmentSpec(config.translate, config.flip),
+                                   config.seed, device, dtype=dtype, channels_last=config.channels_last)
+        self.optimizers = build_optimizers(self.model, config)
+        self.schedulers = build_schedulers(self.optimizers, config, total_steps=10_000, whiten_steps=0)
+        self.autocast = autocast_factory(device, self.precision)
+        self.device = device
+
+    def images_per_second(self, steps: int) -> float:
+        batches = self.loader.epoch(0)
+        started = time.perf_counter()
+        for _ in range(steps):
+            images, labels = next(batches)
+            training_step(self.model, images, labels, self.optimizers, self.schedulers, self.config, self.autocast)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return steps * self.config.batch_size / (time.perf_counter() - started)
+
+
+def measure(name: str, batch_size: int, steps: int, rounds: int, device: torch.device) -> dict:
+    ours = TrainConfig.resolve({"model": name, "batch_size": batch_size})
+    baseline = ours.changed(precision="fp32", channels_last=False)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch_size * steps, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 10, (batch_size * steps,), generator=generator)
+    variants = {"ours": Variant(ours, device, images, labels), "baseline": Variant(baseline, device, images, labels)}
+    for variant in variants.values():
+        variant.images_per_second(2)  # warm-up: kernel selection, allocator
+    speeds: dict[str, list[float]] = {key: [] for key in variants}
+    for _ in range(rounds):
+        for key, variant in variants.items():
+            speeds[key].append(variant.images_per_second(steps))
+    gflops = training_gflops_per_image(name)
+    ours_speed, base_speed = statistics.median(speeds["ours"]), statistics.median(speeds["baseline"])
+    return {
+        "model": name, "batch_size": batch_size, "device": str(device), "precision": variants["ours"].precision,
+        "gflops_per_image": round(gflops, 3),
+        "images_per_second": round(ours_speed, 1), "baseline_images_per_second": round(base_speed, 1),
+        "speedup": round(ours_speed / base_speed, 2),
+        "achieved_gflops_per_second": round(ours_speed * gflops, 1),
+        "baseline_gflops_per_second": round(base_speed * gflops, 1),
+        "rounds": {key: [round(v, 1) for v in values] for key, values in speeds.items()},
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["fast", "resnet9"])
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=4, help="training steps per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    for name in args.models:
+        print(json.dumps(measure(name, args.batch_size, args.steps, args.rounds, device)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The network registry and the parameter budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from agent.cli import app
+from model.fast import FastNet
+from model.registry import PARAMETER_CAP, REGISTRY, BudgetError, build_model, check_budget, parameter_count
+from train.config import ConfigError, TrainConfig
+
+PAPER_PARAMS = 4_958_958
+
+
+def test_resnet9_matches_the_paper_within_half_a_percent():
+    params = parameter_count("resnet9")
+    assert abs(params - PAPER_PARAMS) / PAPER_PARAMS <= 0.005
+    assert params == sum(p.numel() for p in build_model("resnet9").parameters())
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_network_fits_the_budget_and_classifies_cifar(name: str):
+    assert check_budget(name) <= PARAMETER_CAP
+    net = build_model(name).eval()
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_parameter_roles_cover_each_trainable_parameter_once(name: str):
+    net = build_model(name)
+    roles = net.parameter_roles()
+    ids = [id(p) for params in roles.values() for p in params]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in net.parameters() if p.requires_grad}
+    assert roles["head"] and roles["filters"]
+
+
+def test_over_budget_is_refused():
+    with pytest.raises(BudgetError, match="model 'resnet9' has 4,958,958 trainable parameters, over max_params"):
+        build_model("resnet9", max_params=1_000_000)
+
+
+def test_budget_above_the_cap_is_a_config_error():
+    with pytest.raises(ConfigError, match="max_params"):
+        TrainConfig.resolve({"max_params": PARAMETER_CAP + 1})
+
+
+def test_cli_rejects_an_over_budget_model_before_training(tiny_data_dir):
+    result = CliRunner().invoke(app, ["train", "--model", "resnet9", "--data-dir", str(tiny_data_dir),
+                                      "--set", "max_params=1000000"])
+    assert result.exit_code == 2
+    assert "over max_params=1,000,000" in result.stderr and "epoch" not in result.stdout
+
+
+def test_whitening_layer_decorrelates_patches():
+    torch.manual_seed(0)
+    images = torch.randn(64, 3, 32, 32) @ torch.randn(32, 32) * 0.1  # correlated along the width
+    net = FastNet()
+    net.prepare(images)
+    out = torch.nn.functional.conv2d(images, net.whiten.weight)[:, :12]  # one sign of each filter
+    flat = out.permute(0, 2, 3, 1).reshape(-1, 12)
+    covariance = flat.T @ flat / len(flat)
+    assert torch.allclose(covariance, torch.eye(12), atol=0.05)
+
+
+def test_models_command_lists_counts_as_json():
+    result = CliRunner().invoke(app, ["models", "--json"])
+    assert result.exit_code == 0
+    listed = {m["name"]: m["params"] for m in json.loads(result.stdout)["models"]}
+    assert listed == {name: parameter_count(name) for name in REGISTRY}

@@ -1,0 +1,162 @@
+"""The training function: results, determinism, exact resume, configuration errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from agent.cli import app
+from data.cifar import load_cifar10
+from train import EPOCH_METRICS, ConfigError, TrainConfig, train
+from train.loop import CHECKPOINT_NAME, PREDICTIONS_NAME, SAMPLES_NAME, CheckpointMismatch
+
+TINY = dict(train_size=96, batch_size=32, val_size=40, epochs=2, tta=0, precision="fp32")
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    return TrainConfig.resolve({"model": "fast", **TINY, **overrides})
+
+
+@pytest.fixture
+def tiny_data(tiny_data_dir: Path):
+    return load_cifar10(tiny_data_dir, download=False)
+
+
+def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, weights_only=False)["model"]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_result_reports_every_metric_and_the_final_evaluation(tiny_data, tmp_path: Path):
+    result = train(tiny_config(tta=2), data=tiny_data, run_dir=tmp_path)
+    assert result.status == "finished" and len(result.history) == 2
+    for epoch in result.history:
+        row = epoch.model_dump()
+        assert set(EPOCH_METRICS) <= row.keys()
+        for key in ("train_acc", "val_acc"):
+            assert 0.0 <= row[key] <= 1.0
+        assert epoch.images_per_second > 0 and epoch.epoch_seconds > 0 and math.isfinite(epoch.train_loss)
+    assert 0.0 <= result.test_acc <= 1.0 and 0.0 <= result.test_acc_tta <= 1.0
+    matrix = torch.tensor(result.confusion_matrix)
+    assert matrix.shape == (10, 10) and matrix.sum() == 40
+    assert result.true_counts == matrix.sum(1).tolist() and result.predicted_counts == matrix.sum(0).tolist()
+    assert result.per_class_acc[0] == pytest.approx(matrix[0, 0].item() / max(1, matrix[0].sum().item()))
+    assert result.test_acc == pytest.approx(matrix.diag().sum().item() / 40)
+    assert result.params == 1_971_352
+    for artifact in (CHECKPOINT_NAME, PREDICTIONS_NAME, SAMPLES_NAME):
+        assert (tmp_path / artifact).is_file()
+
+
+def test_training_learns_the_tiny_task(tiny_data):
+    result = train(tiny_config(train_size=None, val_size=40, epochs=4), data=tiny_data)
+    assert result.history[-1].val_acc > 0.5  # ten separable colour classes; chance is 0.1
+
+
+def test_same_seed_gives_identical_weights_on_cpu(tiny_data, tmp_path: Path):
+    train(tiny_config(), data=tiny_data, run_dir=tmp_path / "a")
+    train(tiny_config(), data=tiny_data, run_dir=tmp_path / "b")
+    assert_same_weights(weights(tmp_path / "a" / CHECKPOINT_NAME), weights(tmp_path / "b" / CHECKPOINT_NAME))
+    train(tiny_config(seed=1), data=tiny_data, run_dir=tmp_path / "c")
+    assert not torch.equal(weights(tmp_path / "a" / CHECKPOINT_NAME)["head.weight"],
+                           weights(tmp_path / "c" / CHECKPOINT_NAME)["head.weight"])
+
+
+def test_resume_after_a_stop_between_epochs_matches_an_uninterrupted_run(tiny_data, tmp_path: Path):
+    config = tiny_config(train_size=64, epochs=3)
+    straight = train(config, data=tiny_data, run_dir=tmp_path / "straight")
+
+    def stop_after_first(event):
+        if event.metrics.epoch == 1:
+            event.stop("test stop")
+
+    first = train(config, [stop_after_first], data=tiny_data, run_dir=tmp_path / "resumed")
+    assert first.status == "stopped" and len(first.history) == 1 and first.test_acc is None
+    resumed = train(config, data=tiny_data, run_dir=tmp_path / "resumed")
+    assert resumed.status == "finished" and len(resumed.history) == 3
+    assert_same_weights(weights(tmp_path / "straight" / CHECKPOINT_NAME),
+                        weights(tmp_path / "resumed" / CHECKPOINT_NAME))
+    assert [h.train_loss for h in straight.history] == [h.train_loss for h in resumed.history]
+    assert straight.test_acc == resumed.test_acc
+
+
+def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_data, tmp_path: Path):
+    # resnet9's recipe: SGD with momentum on a one-cycle schedule, whose state must resume too.
+    config = tiny_config(model="resnet9", train_size=96, epochs=2)  # 3 steps per epoch
+    train(config, data=tiny_data, run_dir=tmp_path / "straight")
+    calls = iter(range(100))
+    stopped = train(config, data=tiny_data, run_dir=tmp_path / "resumed", should_stop=lambda: next(calls) == 4)
+    assert stopped.status == "stopped" and stopped.stop_reason == "preempted" and len(stopped.history) == 1
+    train(config, data=tiny_data, run_dir=tmp_path / "resumed")
+    assert_same_weights(weights(tmp_path / "straight" / CHECKPOINT_NAME),
+                        weights(tmp_path / "resumed" / CHECKPOINT_NAME))
+
+
+def test_checkpoint_of_another_config_is_refused(tiny_data, tmp_path: Path):
+    train(tiny_config(epochs=1), data=tiny_data, run_dir=tmp_path)
+    with pytest.raises(CheckpointMismatch, match="lr"):
+        train(tiny_config(epochs=1, lr=0.5), data=tiny_data, run_dir=tmp_path)
+
+
+@pytest.mark.parametrize("optimizer,schedule", [("sgd", "onecycle"), ("nesterov", "linear"), ("adam", "constant"),
+                                                ("adamw", "onecycle"), ("muon", "onecycle")])
+def test_each_optimizer_and_schedule_trains(optimizer, schedule, tiny_data):
+    lr = 1e-3 if optimizer.startswith("adam") else 0.05
+    config = tiny_config(optimizer=optimizer, schedule=schedule, lr=lr, grad_clip=1.0, epochs=1, model="resnet9",
+                         label_smoothing=0.1, cutout=8, flip="random", train_size=64, val_size=0)
+    result = train(config, data=tiny_data)
+    assert math.isfinite(result.history[0].train_loss) and result.history[0].val_acc is None
+
+
+def test_bf16_autocast_runs_on_cpu(tiny_data):
+    result = train(tiny_config(precision="bf16", epochs=1), data=tiny_data)
+    assert result.precision == "bf16" and math.isfinite(result.history[0].train_loss)
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"learning_rate": 0.1}, "unknown key 'learning_rate'; valid keys: model, epochs"),
+    ({"batch_size": "big"}, "batch_size: Input should be a valid integer"),
+    ({"batch_size": 1.5}, "batch_size: Input should be a valid integer"),
+    ({"flip": "sideways"}, "flip: Input should be 'none', 'random' or 'alternating'"),
+    ({"model": "vgg"}, "model: unknown model; known models: fast, resnet9"),
+    ({"epochs": 0}, "epochs: Input should be greater than 0"),
+])
+def test_config_errors_name_the_key(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.resolve(values)
+
+
+def test_recipes_fill_what_the_caller_leaves_out():
+    assert TrainConfig.resolve({"model": "resnet9"}).optimizer == "sgd"
+    assert TrainConfig.resolve({"model": "fast"}).optimizer == "muon"
+    assert TrainConfig.resolve({"model": "resnet9", "lr": 0.01}).lr == 0.01
+
+
+def test_train_command_writes_json_and_a_summary(tiny_data_dir: Path, tmp_path: Path):
+    out = tmp_path / "result.json"
+    args = ["train", "--model", "fast", "--epochs", "1", "--data-dir", str(tiny_data_dir), "--json-out", str(out)]
+    for key, value in TINY.items():
+        if key != "epochs":
+            args += ["--set", f"{key}={value}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert saved["status"] == "finished" and len(saved["history"]) == 1
+    assert "test accuracy" in result.stdout
+
+
+def test_one_epoch_on_real_cifar_subset(real_data_dir: Path):
+    config = TrainConfig.resolve({"model": "fast", "epochs": 1, "train_size": 2000, "val_size": 1000,
+                                  "batch_size": 250, "tta": 0})
+    result = train(config, data_dir=real_data_dir)
+    assert result.history[0].val_acc > 0.3  # chance is 0.1
+    assert result.test_acc > 0.3
