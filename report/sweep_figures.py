@@ -72,7 +72,7 @@ def parallel_coordinates(ranked: list[RankedRun], parameters: list[SweptParamete
     for x, axis in zip(xs, axes_spec):
         axes.axvline(x, color="black", linewidth=0.8, zorder=1)
         for position, text in axis.ticks:
-            axes.text(x + 0.04, position, text, fontsize=7, va="center", ha="left",
+            axes.text(x + 0.04, position, text, fontsize=7, va="center", ha="left", zorder=4,
                       bbox=dict(facecolor="white", edgecolor="none", alpha=0.7, pad=0.5))
     axes.set_xticks(xs, [axis.label for axis in axes_spec], rotation=20, ha="right")
     axes.set_xlim(-0.1, len(axes_spec) - 0.6)
@@ -97,11 +97,12 @@ def importance_chart(influence: list[ParameterInfluence], metric: Metric, run_co
     correlation = [row.correlation for row in influence][::-1]
     figure = new_figure(10.0, max(2.6, 0.38 * len(names) + 1.4))
     left, right = figure.subplots(1, 2, sharey=True)
-    left.barh(names, importance, color="#1f77b4")
-    left.set_xlim(0, 1)
+    left.barh(names, importance, color="#1f77b4", height=0.6)
+    left.set_xlim(0, 1.15)  # room for the value labels
     left.set_title("importance (random forest)")
-    right.barh(names, correlation, color=[POSITIVE_COLOUR if c >= 0 else NEGATIVE_COLOUR for c in correlation])
-    right.set_xlim(-1, 1)
+    right.barh(names, correlation, color=[POSITIVE_COLOUR if c >= 0 else NEGATIVE_COLOUR for c in correlation],
+               height=0.6)
+    right.set_xlim(-1.3, 1.3)
     right.axvline(0, color="black", linewidth=0.8)
     right.set_title("correlation (Pearson r)")
     for axes, values, fmt in ((left, importance, "{:.2f}"), (right, correlation, "{:+.2f}")):
