@@ -51,7 +51,3 @@ class SweepReport(BaseModel):
     parameters: list[str]  # the swept ones
     influence: list[ParameterInfluence]
     figures: list[FigureEntry] = []
-
-    @property
-    def still_running(self) -> bool:
-        return self.sweep_state == "running" or bool(self.unfinished)

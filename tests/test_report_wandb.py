@@ -177,7 +177,7 @@ def test_api_failures_while_reading_runs_become_one_clear_error(tmp_path):
         WandbSource(api=api, artifact_dir=tmp_path).list_runs(PATH)
 
 
-def test_the_cli_sends_wandb_paths_to_wandb(monkeypatch, tmp_path):
+def test_the_cli_sends_wandb_paths_to_wandb(tmp_path):
     from report.sources import StoreSource, open_source
 
     assert isinstance(open_source("local1", tmp_path), StoreSource)
