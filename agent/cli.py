@@ -198,11 +198,14 @@ def _wandb_agent(sweep_id, function, data, count, max_failures, store, label, pl
 
     path = SweepPath.parse(sweep_id)
     stop = StopFlag()
-    install_signal_handlers(stop)
+    restore = install_signal_handlers(stop)
     display = AgentDisplay(console, None, None, label=label, live=False if plain else None)
     trial = Trial(function, data, store.home / "wandb-runs", stop, None, display)
-    with display:
-        return run_wandb_agent(path, trial, count, max_failures, display)
+    try:
+        with display:
+            return run_wandb_agent(path, trial, count, max_failures, display)
+    finally:
+        restore()
 
 
 @app.command("ls")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from agent.controller import Claim, Idle
@@ -17,7 +18,7 @@ class AgentDisplay:
     def __init__(self, console: Console, metric: str | None, goal: str | None, label: str = "",
                  live: bool | None = None) -> None:
         self.console, self.metric, self.goal = console, metric, goal
-        self.prefix = f"[{label}] " if label else ""
+        self.prefix = escape(f"[{label}] ") if label else ""
         self.live = console.is_terminal if live is None else live
         self.progress: Progress | None = None
         self.tasks: dict[str, TaskID] = {}

@@ -46,10 +46,13 @@ def visible_gpus() -> list[str]:
 def run_in_process(store: LocalStore, options: AgentOptions, train_fn: TrainFn, display: AgentDisplay,
                    data: Any, max_failures: int) -> AgentReport:
     stop = StopFlag()
-    install_signal_handlers(stop)
+    restore = install_signal_handlers(stop)
     agent = Agent(Controller(store, max_failures=max_failures), options, train_fn, display, stop, data=data)
-    with display:
-        return agent.run()
+    try:
+        with display:
+            return agent.run()
+    finally:
+        restore()
 
 
 def spawn_workers(gpus: Sequence[str], worker_args: Sequence[str], home: Path | None) -> int:

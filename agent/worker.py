@@ -85,12 +85,19 @@ class StopFlag:
         return self.event.wait(seconds)
 
 
-def install_signal_handlers(stop: StopFlag) -> None:
+def install_signal_handlers(stop: StopFlag) -> Callable[[], None]:
+    """SIGTERM and SIGINT set `stop`; returns a function putting the previous handlers back."""
+
     def handler(signum: int, _frame: Any) -> None:
         stop.set(f"agent received {signal.Signals(signum).name}")
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore
 
 
 def load_train_fn(spec: str | None = None) -> TrainFn:

@@ -1,0 +1,133 @@
+"""`sweep create / agent / status / ls / stop` end to end, on the real training function and tiny CIFAR-10."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from agent_helpers import ROOT, cli, created_id, start_agent, status, tiny_sweep
+from wandb_offline import offline_runs, read_run
+
+from agent.launch import GpuListError, parse_gpus
+from agent.store import LocalStore
+
+
+@pytest.fixture(autouse=True)
+def wandb_offline(tmp_path: Path, monkeypatch) -> None:
+    for name in ("SWEEP_HOME", "SWEEP_TRAIN_FN", "WANDB_DIR", "WANDB_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+def test_agent_trains_each_config_into_store_status_and_wandb_offline_runs(tmp_path: Path,
+                                                                          tiny_data_dir: Path) -> None:
+    home = tmp_path / "home"
+    sweep_id = created_id(tiny_sweep(tmp_path, {"lr": [0.1, 0.2]}), home)
+
+    result = cli("agent", sweep_id, "--data-dir", str(tiny_data_dir), "--home", str(home))
+    assert result.exit_code == 0, result.stderr
+    assert "no more runs: sweep finished: grid exhausted" in result.stdout
+
+    report = status(sweep_id, home)
+    assert report["id"] == sweep_id and report["state"] == "finished"
+    assert sorted(r["config"]["lr"] for r in report["runs"]) == [0.1, 0.2]
+    for run in report["runs"]:
+        assert run["state"] == "finished" and run["epochs_done"] == 2
+        assert 0.0 <= run["best_metric"] <= 1.0
+        assert run["config"]["model"] == "fast" and isinstance(run["config"]["batch_size"], int)
+
+    for run in LocalStore(home).list_runs(sweep_id):
+        folder = Path(run.run_dir)
+        assert {"checkpoint.pt", "predictions.npz"} <= {p.name for p in folder.iterdir()}
+        assert run.summary["test_acc"] is not None and len(run.summary["confusion_matrix"]) == 10
+        assert [h["epoch"] for h in run.history] == [1, 2]
+        # The same run as a W&B offline run, next to its checkpoint, ready for `wandb sync`.
+        [path] = offline_runs(folder)
+        logged = read_run(path)
+        epochs = [row for row in logged["history"] if "val_acc" in row]
+        assert [row["epoch"] for row in epochs] == [1, 2]
+        assert [row["val_acc"] for row in epochs] == pytest.approx([h["val_acc"] for h in run.history])
+        assert logged["summary"]["test_acc"] == pytest.approx(run.summary["test_acc"])
+        assert logged["summary"]["sweep_state"] == "finished"
+        assert any(key.startswith("test/confusion_matrix") for key in logged["summary"])
+        assert logged["config"]["lr"] == run.config["lr"] and logged["exit_code"] == 0
+        assert (logged["run_id"], logged["group"]) == (run.id, sweep_id)
+
+
+def test_grid_yaml_drained_by_two_agent_processes_runs_each_config_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sweep_id = created_id(ROOT / "sweeps" / "grid.yaml", home)
+    agents = [start_agent(sweep_id, home, "--train-fn", "bench.claims:instant_train", BENCH_WORK_MS="0")
+              for _ in range(2)]
+    assert [agent.wait() for agent in agents] == [0, 0], [agent.stderr() for agent in agents]
+
+    runs = LocalStore(home).list_runs(sweep_id)
+    configs = Counter(json.dumps(r.config, sort_keys=True) for r in runs)
+    assert len(configs) == 108 and set(configs.values()) == {1}
+    assert Counter(r.state for r in runs) == {"finished": 108}
+    assert all(r.attempts == 1 for r in runs)
+
+
+def test_gpus_option_starts_one_pinned_worker_per_gpu_claiming_distinct_runs(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sweep_id = created_id(tiny_sweep(tmp_path, {"seed": list(range(6))}, epochs=1), home)
+    agent = start_agent(sweep_id, home, "--gpus", "0,1", "--train-fn", "sweep_fakes:reports_gpu",
+                        BENCH_WORK_MS="200")
+    assert agent.wait() == 0, agent.stderr()
+    assert "[gpu0] run" in agent.stdout() and "[gpu1] run" in agent.stdout()
+
+    store = LocalStore(home)
+    runs = store.list_runs(sweep_id)
+    assert len(runs) == 6 and {r.state for r in runs} == {"finished"}
+    owners = {a.run_id: a.agent.split("@")[0] for a in store.list_attempts(sweep_id)}
+    for run in runs:  # each run was trained by the worker pinned to the GPU it reports
+        assert run.summary["device"] == f"CUDA_VISIBLE_DEVICES={owners[run.id].removeprefix('gpu')}"
+    assert set(owners.values()) == {"gpu0", "gpu1"}
+
+
+@pytest.mark.parametrize("text", ["a,b", "0,0", ","])
+def test_bad_gpu_lists_are_refused(text: str) -> None:
+    with pytest.raises(GpuListError, match="--gpus"):
+        parse_gpus(text)
+
+
+def test_nan_loss_fails_the_run_with_its_reason(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sweep_id = created_id(tiny_sweep(tmp_path, {"lr": [0.1]}), home)
+    result = cli("agent", sweep_id, "--home", str(home), "--train-fn", "sweep_fakes:nan_loss", "--max-failures", "1")
+    assert result.exit_code == 1
+    assert "1 consecutive runs failed" in result.stderr
+    [run] = LocalStore(home).list_runs(sweep_id)
+    assert run.state == "failed" and run.failure == "FloatingPointError: train_loss is nan at epoch 1"
+
+
+def test_stopped_sweep_hands_out_nothing(tmp_path: Path, tiny_data_dir: Path) -> None:
+    home = tmp_path / "home"
+    sweep_id = created_id(tiny_sweep(tmp_path, {"lr": [0.1, 0.2]}), home)
+    stopped = cli("stop", sweep_id, "--home", str(home))
+    assert stopped.exit_code == 0 and "stopped" in stopped.stdout
+    result = cli("agent", sweep_id, "--data-dir", str(tiny_data_dir), "--home", str(home))
+    assert result.exit_code == 0 and "sweep stopped" in result.stdout
+    assert LocalStore(home).list_runs(sweep_id) == []
+
+
+def test_ls_and_status_tables_show_the_sweep(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sweep_id = created_id(ROOT / "sweeps" / "smoke.yaml", home)
+    listing = cli("ls", "--home", str(home))
+    assert listing.exit_code == 0 and sweep_id in listing.stdout and "smoke" in listing.stdout
+    table = cli("status", sweep_id, "--home", str(home))
+    assert table.exit_code == 0 and f"sweep {sweep_id}: running" in table.stdout and "0/2 runs" in table.stdout
+    as_json = json.loads(cli("ls", "--json", "--home", str(home)).stdout)
+    assert as_json[0]["id"] == sweep_id and as_json[0]["runs"] == 0
+
+
+def test_create_prints_id_and_agent_command(tmp_path: Path) -> None:
+    result = cli("create", str(ROOT / "sweeps" / "grid.yaml"), "--home", str(tmp_path / "home"))
+    assert result.exit_code == 0
+    sweep_id = LocalStore(tmp_path / "home").list_sweeps()[0].id
+    assert f"Created local sweep {sweep_id} (grid, 108 runs, maximize val_acc)" in result.stdout
+    assert f"sweep agent {sweep_id}" in result.stdout
