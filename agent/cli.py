@@ -203,7 +203,9 @@ def _wandb_agent(sweep_id, function, data, count, max_failures, store, label, pl
     trial = Trial(function, data, store.home / "wandb-runs", stop, None, display)
     try:
         with display:
-            return run_wandb_agent(path, trial, count, max_failures, display)
+            report = run_wandb_agent(path, trial, count, max_failures, display)
+            display.say(f"no more runs: {report.stopped_because}")
+            return report
     finally:
         restore()
 
