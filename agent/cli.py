@@ -273,8 +273,8 @@ def status_table(result) -> Table:
     if result.best_run:
         title += f"\nbest {name} {result.best_metric:.4f} (run {result.best_run})"
     table = Table(title=title)
-    for column in ("run", "state", "epochs", f"best {name}", "config"):
-        table.add_column(column, justify="right" if column in ("epochs", f"best {name}") else "left",
+    for column in ("run", "state", "epochs", f"best {name}", "test acc", "config"):
+        table.add_column(column, justify="left" if column in ("run", "state", "config") else "right",
                          overflow="fold")
     order = {state: i for i, state in enumerate(STATE_ORDER)}
     for run in sorted(result.runs, key=lambda r: order.get(r.state, 99)):
@@ -284,7 +284,8 @@ def status_table(result) -> Table:
         if run.failure and run.state in ("failed", "crashed"):
             config += f"\n[red]{run.failure}[/red]"
         best = f"{run.best_metric:.4f}" if run.best_metric is not None else "-"
-        table.add_row(run.id, state, str(run.epochs_done), best, config)
+        test = f"{run.test_acc:.4f}" if run.test_acc is not None else "-"
+        table.add_row(run.id, state, str(run.epochs_done), best, test, config)
     return table
 
 

@@ -66,7 +66,7 @@ class Controller:
                 raise StoreError(f"sweep '{sweep_id}' runs on W&B's controller; use `sweep agent {sweep_id}`")
             self.store.reap_expired(conn, sweep_id)
             if sweep.state != "running":
-                reason = self.store_reason(conn, sweep_id)
+                reason = self.store.state_reason(conn, sweep_id)
                 return Idle(done=True, reason=f"sweep {sweep.state}" + (f": {reason}" if reason else ""))
             runs = self.store.runs_in(conn, sweep_id, with_history=self._needs_history(sweep))
             failures = self._failures(conn, sweep_id)
@@ -131,11 +131,6 @@ class Controller:
     def _failures(conn: sqlite3.Connection, sweep_id: str) -> dict[str, int]:
         return {row[0]: row[1] for row in conn.execute("SELECT id, failures FROM runs WHERE sweep_id = ?",
                                                         (sweep_id,))}
-
-    @staticmethod
-    def store_reason(conn: sqlite3.Connection, sweep_id: str) -> str | None:
-        row = conn.execute("SELECT state_reason FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
-        return row[0] if row else None
 
     # -- while a run trains --------------------------------------------------------------------
 

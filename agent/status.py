@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.controller import best_value
-from agent.records import RunRecord, SweepRecord
+from agent.records import RunRecord
 from agent.store import LocalStore
 from agent.sweep_config import grid_size
 
@@ -61,6 +61,8 @@ def run_status(run: RunRecord, metric: str | None, goal: str | None) -> RunStatu
 
 def sweep_status(store: LocalStore, sweep_id: str) -> SweepStatus:
     sweep = store.get_sweep(sweep_id)
+    if sweep.backend == "local" and sweep.state == "running":
+        store.reap(sweep_id)
     metric = sweep.config.get("metric")
     name, goal = (metric or {}).get("name"), (metric or {}).get("goal")
     runs = [run_status(r, name, goal) for r in store.list_runs(sweep_id)] if sweep.backend == "local" else []
@@ -84,7 +86,3 @@ def list_sweeps(store: LocalStore) -> list[SweepListing]:
                                      finished=status.counts.get("finished", 0), best_metric=status.best_metric,
                                      metric=(status.metric or {}).get("name"), created_at=sweep.created_at))
     return listings
-
-
-def describe(sweep: SweepRecord) -> str:
-    return f"{sweep.id} ({sweep.config.get('name') or sweep.config.get('method')})"

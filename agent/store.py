@@ -216,7 +216,10 @@ class LocalStore:
     def sweep_state_reason(self, sweep_id: str) -> str | None:
         """Why the sweep is finished or stopped (grid exhausted, run_cap, target, `sweep stop`)."""
         with self.read() as conn:
-            row = conn.execute("SELECT state_reason FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+            return self.state_reason(conn, sweep_id)
+
+    def state_reason(self, conn: sqlite3.Connection, sweep_id: str) -> str | None:
+        row = conn.execute("SELECT state_reason FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
         return row["state_reason"] if row else None
 
     def set_sweep_state(self, conn: sqlite3.Connection, sweep_id: str, state: SweepState, reason: str) -> None:
@@ -352,6 +355,11 @@ class LocalStore:
     def request_stop(self, conn: sqlite3.Connection, run_id: str, reason: str) -> None:
         conn.execute("UPDATE runs SET stop_requested = ? WHERE id = ? AND state = 'running' "
                      "AND stop_requested IS NULL", (reason, run_id))
+
+    def reap(self, sweep_id: str) -> list[str]:
+        """`reap_expired` in its own transaction, so a status read shows dead agents' runs as crashed."""
+        with self.write() as conn:
+            return self.reap_expired(conn, sweep_id)
 
     def reap_expired(self, conn: sqlite3.Connection, sweep_id: str, now: float | None = None) -> list[str]:
         """Runs whose agent stopped heartbeating become crashed (and count as a failure)."""

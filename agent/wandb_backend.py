@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.sweep_config import SweepSpec
-from agent.wandb_run import WandbRun
+from agent.wandb_run import WandbRun, quiet_settings
 from agent.worker import AgentReport, AgentStopped, StopFlag, TrainFn, one_line_reason
 
 
@@ -71,7 +71,7 @@ class Trial:
         from train import TrainConfig
 
         self.outcome, self.detail = None, None
-        run = wandb.init(settings=wandb.Settings(silent=True, console="off"))  # config comes from the agent
+        run = wandb.init(settings=quiet_settings())  # project, run id and config come from W&B's agent
         logger = WandbRun(run)
         self.run_id = run.id
         values = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
@@ -100,7 +100,8 @@ class Trial:
 
 def run_wandb_agent(path: SweepPath, trial: Trial, count: int | None, max_consecutive_failures: int,
                     events: Any) -> AgentReport:
-    """Call `wandb.agent(count=1)` until the sweep ends, `count` runs are done, a signal arrives, or runs keep failing."""
+    """Call `wandb.agent(count=1)` until W&B has no run left, `count` runs are done, a signal arrives,
+    or runs keep failing."""
     import wandb
 
     report = AgentReport(agent_id=f"wandb:{os.getpid()}")

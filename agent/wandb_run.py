@@ -51,6 +51,17 @@ def confusion_chart(counts: list[list[int]], classes: list[str]) -> Any:
                                        title="Test confusion matrix (no TTA)")
 
 
+def quiet_settings() -> Any:
+    """No console capture (the agent draws its own progress); git info from the working folder, if it is a repo.
+
+    Without `git_root`, W&B looks for git in the run folder and warns that it has none.
+    """
+    import wandb
+
+    git = {"git_root": os.getcwd()} if os.path.isdir(".git") else {"disable_git": True}
+    return wandb.Settings(silent=True, console="off", **git)
+
+
 class WandbRun:
     """One W&B run for one attempt of a sweep run; resumed attempts reuse the run id."""
 
@@ -67,7 +78,7 @@ class WandbRun:
             project=project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT, entity=entity,
             group=sweep_id, job_type="sweep-run", name=run_id, id=run_id, resume="allow", config=config,
             dir=None if os.environ.get("WANDB_DIR") else run_dir, mode=mode,
-            reinit="finish_previous", settings=wandb.Settings(silent=True, console="off"),
+            reinit="finish_previous", settings=quiet_settings(),
         )
         run.define_metric("epoch")
         run.define_metric("*", step_metric="epoch")

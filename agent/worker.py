@@ -189,7 +189,8 @@ class Agent:
             self.report.stopped_because = self.stop.reason
         return self.report
 
-    def _train(self, claim: Claim, sweep_config: dict[str, Any], last_run_ended: float | None) -> tuple[str, str | None]:
+    def _train(self, claim: Claim, sweep_config: dict[str, Any],
+               last_run_ended: float | None) -> tuple[str, str | None]:
         """One attempt at one run; returns the state it was left in and why."""
         from train import TrainConfig
 
