@@ -272,15 +272,17 @@ def status_table(result) -> Table:
              + f"\n{result.method}, {len(result.runs)}{size} runs: {counts}")
     if result.best_run:
         title += f"\nbest {name} {result.best_metric:.4f} (run {result.best_run})"
-    table = Table(title=title)
-    for column in ("run", "state", "epochs", f"best {name}", "test acc", "config"):
-        table.add_column(column, justify="left" if column in ("run", "state", "config") else "right",
+    fixed = sorted({(k, str(v)) for run in result.runs for k, v in run.config.items() if k not in result.searched})
+    caption = "fixed: " + " ".join(f"{k}={v}" for k, v in fixed) if fixed else None
+    table = Table(title=title, caption=caption)
+    for column in ("run", "state", "epochs", f"best {name}", "test acc", "searched"):
+        table.add_column(column, justify="left" if column in ("run", "state", "searched") else "right",
                          overflow="fold")
     order = {state: i for i, state in enumerate(STATE_ORDER)}
     for run in sorted(result.runs, key=lambda r: order.get(r.state, 99)):
         colour = {"finished": "green", "failed": "red", "crashed": "red", "running": "cyan"}.get(run.state, "yellow")
         state = f"[{colour}]{run.state}[/{colour}]" + (f" x{run.attempts}" if run.attempts > 1 else "")
-        config = " ".join(f"{k}={v}" for k, v in sorted(run.config.items()))
+        config = " ".join(f"{k}={v}" for k, v in sorted(run.config.items()) if k in result.searched)
         if run.failure and run.state in ("failed", "crashed"):
             config += f"\n[red]{run.failure}[/red]"
         best = f"{run.best_metric:.4f}" if run.best_metric is not None else "-"

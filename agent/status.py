@@ -35,6 +35,7 @@ class SweepStatus(BaseModel):
     metric: dict[str, Any] | None
     total_configs: int | None  # grid size; None for random and bayes (run_cap bounds them, if set)
     counts: dict[str, int]
+    searched: list[str]  # parameters the sweep varies; the others have one value for every run
     best_run: str | None
     best_metric: float | None
     runs: list[RunStatus]
@@ -73,6 +74,7 @@ def sweep_status(store: LocalStore, sweep_id: str) -> SweepStatus:
                        backend=sweep.backend, method=sweep.config.get("method", "?"), metric=metric,
                        total_configs=grid_size(sweep.config),
                        counts={s: counts[s] for s in STATE_ORDER if counts[s]},
+                       searched=[k for k, spec in sweep.config.get("parameters", {}).items() if "value" not in spec],
                        best_run=best.id if best else None, best_metric=best.best_metric if best else None,
                        runs=runs)
 
