@@ -131,3 +131,19 @@ def test_create_prints_id_and_agent_command(tmp_path: Path) -> None:
     sweep_id = LocalStore(tmp_path / "home").list_sweeps()[0].id
     assert f"Created local sweep {sweep_id} (grid, 108 runs, maximize val_acc)" in result.stdout
     assert f"sweep agent {sweep_id}" in result.stdout
+
+
+def test_hyperband_stops_lagging_runs_early_through_the_agent(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sweep_file = tiny_sweep(tmp_path, {"seed": list(range(8))}, epochs=8,
+                            early_terminate={"type": "hyperband", "min_iter": 2, "eta": 2})
+    sweep_id = created_id(sweep_file, home)
+    result = cli("agent", sweep_id, "--home", str(home), "--train-fn", "bench.claims:instant_train")
+    assert result.exit_code == 0, result.stderr
+
+    runs = LocalStore(home).list_runs(sweep_id)
+    assert {r.state for r in runs} == {"finished"} and len(runs) == 8
+    stopped = [r for r in runs if r.summary.get("stop_reason")]
+    assert stopped and all(r.summary["stop_reason"].startswith("hyperband: val_acc") for r in stopped)
+    assert all(len(r.history) < 8 for r in stopped)
+    assert max(r.history[-1]["val_acc"] for r in runs) not in [r.history[-1]["val_acc"] for r in stopped]
