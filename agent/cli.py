@@ -10,6 +10,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -43,7 +44,7 @@ def cli_errors() -> Iterator[None]:
         yield
     except (DataError, ConfigError, BudgetError, UnknownModelError, CheckpointMismatch, SweepConfigError,
             StoreError, WandbBackendError, GpuListError, TrainFnError) as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -144,7 +145,7 @@ def agent(
         if chosen is None and not label:
             chosen = visible_gpus()
             chosen = chosen if len(chosen) > 1 else None  # one GPU or none: train in this process
-        if chosen is not None and backend == "local":
+        if chosen is not None:  # one worker process per GPU, for either backend
             passed = [sweep_id, "--max-failures", str(max_failures), "--lease-seconds", str(lease_seconds)]
             passed += ["--count", str(count)] if count else []
             passed += ["--data-dir", str(data_dir)] if data_dir else []
@@ -169,7 +170,7 @@ def agent(
                                        **({"agent_id": f"{label}@{_host_pid()}"} if label else {}))
                 report = run_in_process(store, options, function, display, data, max_failures)
         except AgentStopped as error:
-            errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     if stats_out is not None:
         stats_out.write_text(report.model_dump_json())
@@ -284,7 +285,7 @@ def status_table(result) -> Table:
         state = f"[{colour}]{run.state}[/{colour}]" + (f" x{run.attempts}" if run.attempts > 1 else "")
         config = " ".join(f"{k}={v}" for k, v in sorted(run.config.items()) if k in result.searched)
         if run.failure and run.state in ("failed", "crashed"):
-            config += f"\n[red]{run.failure}[/red]"
+            config += f"\n[red]{escape(run.failure)}[/red]"
         best = f"{run.best_metric:.4f}" if run.best_metric is not None else "-"
         test = f"{run.test_acc:.4f}" if run.test_acc is not None else "-"
         table.add_row(run.id, state, str(run.epochs_done), best, test, config)

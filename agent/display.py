@@ -65,7 +65,8 @@ class AgentDisplay:
         if self.progress is not None and run_id in self.tasks:
             self.progress.remove_task(self.tasks.pop(run_id))
         colour = {"finished": "green", "failed": "red", "preempted": "yellow"}.get(state, "magenta")
-        self.say(f"run {run_id} [{colour}]{state}[/{colour}]" + (f": {detail}" if detail else ""))
+        detail = detail.removeprefix(f"{state}: ") if detail else None
+        self.say(f"run {run_id} [{colour}]{state}[/{colour}]" + (f": {escape(detail)}" if detail else ""))
 
     def idle(self, idle: Idle) -> None:
         if idle.done:
