@@ -53,6 +53,8 @@ def run_in_process(store: LocalStore, options: AgentOptions, train_fn: TrainFn, 
             return agent.run()
     finally:
         restore()
+        if "wandb" in sys.modules:
+            sys.modules["wandb"].teardown()  # flush every run's records before the agent returns
 
 
 def spawn_workers(gpus: Sequence[str], worker_args: Sequence[str], home: Path | None) -> int:

@@ -105,6 +105,19 @@ def run_wandb_agent(path: SweepPath, trial: Trial, count: int | None, max_consec
     import wandb
 
     report = AgentReport(agent_id=f"wandb:{os.getpid()}")
+    try:
+        _run_trials(path, trial, count, max_consecutive_failures, events, report)
+    finally:
+        wandb.teardown()  # as W&B's own agent does at its end: every run's records are on disk when we return
+    if trial.stop.is_set():
+        report.stopped_because = trial.stop.reason
+    return report
+
+
+def _run_trials(path: SweepPath, trial: Trial, count: int | None, max_consecutive_failures: int, events: Any,
+                report: AgentReport) -> None:
+    import wandb
+
     consecutive, done = 0, 0
     while not trial.stop.is_set() and (count is None or done < count):
         trial.outcome = None
@@ -123,6 +136,3 @@ def run_wandb_agent(path: SweepPath, trial: Trial, count: int | None, max_consec
         if consecutive >= max_consecutive_failures:
             report.stopped_because = f"{consecutive} consecutive runs failed (last: {trial.detail})"
             raise AgentStopped(f"W&B agent stopped itself: {report.stopped_because}")
-    if trial.stop.is_set():
-        report.stopped_because = trial.stop.reason
-    return report
