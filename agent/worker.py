@@ -28,6 +28,7 @@ from agent.store import Lease, LeaseLost
 from agent.wandb_run import WandbRun
 
 MAX_REASON_CHARS = 500
+LOST = "the lease expired; another agent owns this run now"
 
 
 class AgentStopped(Exception):
@@ -52,8 +53,6 @@ class AgentOptions(BaseModel):
     lease_seconds: float = Field(DEFAULT_LEASE_S, gt=0)
     max_consecutive_failures: int = Field(DEFAULT_MAX_CONSECUTIVE_FAILURES, ge=1)
     device: str | None = None
-    wandb_project: str | None = None
-    wandb_entity: str | None = None
 
 
 class AgentReport(BaseModel):
@@ -237,8 +236,8 @@ class Agent:
             return self._end(lambda: self.controller.fail(lease, reason), wandb_run, "failed", None, reason)
         keeper.end()
         result_dict = result.model_dump(mode="json")
-        if keeper.lost:
-            return "lost", "the lease expired; another agent owns this run now"
+        if keeper.lost:  # nothing to write: the run is another agent's now
+            return self._end(lambda: None, wandb_run, "lost", None, LOST)
         if result.status == "stopped" and self.stop.is_set():
             reason = f"preempted: {self.stop.reason}"
             return self._end(lambda: self.controller.preempt(lease, reason), wandb_run, "preempted", None, reason)
@@ -254,7 +253,7 @@ class Agent:
         try:
             write()
         except LeaseLost:
-            state, reason = "lost", "the lease expired; another agent owns this run now"
+            state, reason = "lost", LOST
         if wandb_run is not None:
             wandb_run.finish(state, result, reason)
         return state, reason
@@ -263,8 +262,8 @@ class Agent:
         if os.environ.get("WANDB_MODE") == "disabled":
             return None
         return WandbRun.start(run_id=claim.lease.run_id, sweep_id=claim.lease.sweep_id, config=claim.config,
-                              run_dir=claim.run_dir, project=self.options.wandb_project or sweep_config.get("project"),
-                              entity=self.options.wandb_entity or sweep_config.get("entity"))
+                              run_dir=claim.run_dir, project=sweep_config.get("project"),
+                              entity=sweep_config.get("entity"))
 
 
 def one_line_reason(error: BaseException) -> str:
