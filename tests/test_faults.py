@@ -68,7 +68,6 @@ def test_sigkilled_agents_run_is_offered_again_after_lease_expiry_and_resumes(tm
         victim, survivor = holder(store, sweep_id, agents)
         victim.process.send_signal(signal.SIGKILL)
         assert victim.wait() == -signal.SIGKILL
-        assert store.list_runs(sweep_id)[0].state == "running"  # nobody knows yet: only the lease can tell
         assert survivor.wait() == 0, survivor.stderr()
     finally:
         for agent in agents:
