@@ -132,83 +132,28 @@ def agent(
     stats_out: Annotated[Optional[Path], typer.Option(hidden=True, help="Write claim/idle timings here.")] = None,
 ) -> None:
     """Train the sweep's runs until none are left; SIGTERM/Ctrl-C checkpoints and marks the run preempted."""
-    from agent.display import AgentDisplay
-    from agent.launch import parse_gpus, run_in_process, spawn_workers, visible_gpus
-    from agent.status import sweep_status
+    from agent.launch import AgentRequest, backend_of, run_agent, spawn_workers, worker_gpus
     from agent.store import LocalStore
-    from agent.worker import AgentOptions, AgentStopped, load_train_fn
+    from agent.worker import AgentStopped
 
     with cli_errors():
+        request = AgentRequest(sweep_id=sweep_id, count=count, gpus=gpus, max_failures=max_failures,
+                               data_dir=data_dir, home=home, lease_seconds=lease_seconds, train_fn=train_fn,
+                               label=label, plain=plain)
         store = LocalStore(home)
-        backend = "wandb" if "/" in sweep_id else store.get_sweep(sweep_id).backend
-        chosen = parse_gpus(gpus)
-        if chosen is None and not label:
-            chosen = visible_gpus()
-            chosen = chosen if len(chosen) > 1 else None  # one GPU or none: train in this process
-        if chosen is not None:  # one worker process per GPU, for either backend
-            passed = [sweep_id, "--max-failures", str(max_failures), "--lease-seconds", str(lease_seconds)]
-            passed += ["--count", str(count)] if count else []
-            passed += ["--data-dir", str(data_dir)] if data_dir else []
-            passed += ["--train-fn", train_fn] if train_fn else []
-            console.print(f"starting {len(chosen)} workers on GPUs {', '.join(chosen)} for sweep {sweep_id}",
+        backend_of(sweep_id, store)  # an unknown sweep stops here, before any worker starts
+        workers = worker_gpus(request)
+        if workers:
+            console.print(f"starting {len(workers)} workers on GPUs {', '.join(workers)} for sweep {sweep_id}",
                           highlight=False)
-            raise typer.Exit(spawn_workers(chosen, passed, home))
-
-        function = load_train_fn(train_fn)
-        data = _load_data_once(function, data_dir)  # fails fast, before any run is claimed
+            raise typer.Exit(spawn_workers(workers, request.worker_args(), home))
         try:
-            if backend == "wandb":
-                report = _wandb_agent(sweep_id, function, data, count, max_failures, store, label, plain)
-            else:
-                status = sweep_status(store, sweep_id)
-                metric = status.metric or {}
-                display = AgentDisplay(console, metric.get("name"), metric.get("goal"), label=label,
-                                       live=False if plain else None)
-                display.best = status.best_metric
-                options = AgentOptions(sweep_id=sweep_id, count=count, lease_seconds=lease_seconds,
-                                       max_consecutive_failures=max_failures,
-                                       **({"agent_id": f"{label}@{_host_pid()}"} if label else {}))
-                report = run_in_process(store, options, function, display, data, max_failures)
+            report = run_agent(request, store, console)
         except AgentStopped as error:
             errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     if stats_out is not None:
         stats_out.write_text(report.model_dump_json())
-
-
-def _host_pid() -> str:
-    import os
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _load_data_once(function, data_dir: Optional[Path]):
-    """Each worker loads CIFAR-10 once and hands it to every run; a missing dataset stops it here."""
-    if not getattr(function, "needs_data", True):
-        return None
-    from data.cifar import load_cifar10
-
-    return load_cifar10(data_dir)
-
-
-def _wandb_agent(sweep_id, function, data, count, max_failures, store, label, plain):
-    from agent.display import AgentDisplay
-    from agent.wandb_backend import SweepPath, Trial, run_wandb_agent
-    from agent.worker import StopFlag, install_signal_handlers
-
-    path = SweepPath.parse(sweep_id)
-    stop = StopFlag()
-    restore = install_signal_handlers(stop)
-    display = AgentDisplay(console, None, None, label=label, live=False if plain else None)
-    trial = Trial(function, data, store.home / "wandb-runs", stop, None, display)
-    try:
-        with display:
-            report = run_wandb_agent(path, trial, count, max_failures, display)
-            display.say(f"no more runs: {report.stopped_because}")
-            return report
-    finally:
-        restore()
 
 
 @app.command("ls")

@@ -8,20 +8,47 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+from rich.console import Console
+
 from agent.controller import Controller
+from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES
 from agent.display import AgentDisplay
 from agent.store import LocalStore
-from agent.worker import Agent, AgentOptions, AgentReport, StopFlag, TrainFn, install_signal_handlers
+from agent.worker import Agent, AgentOptions, AgentReport, StopFlag, TrainFn, install_signal_handlers, load_train_fn
 
 
 class GpuListError(ValueError):
     pass
+
+
+class AgentRequest(BaseModel):
+    """What `sweep agent` was asked to do; workers started for GPUs get the same, minus the GPUs."""
+
+    sweep_id: str
+    count: int | None = None
+    gpus: str | None = None
+    max_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    data_dir: Path | None = None
+    home: Path | None = None
+    lease_seconds: float = DEFAULT_LEASE_S
+    train_fn: str | None = None
+    label: str = ""  # set on workers: names their lines and their agent id
+    plain: bool = False
+
+    def worker_args(self) -> list[str]:
+        args = [self.sweep_id, "--max-failures", str(self.max_failures), "--lease-seconds", str(self.lease_seconds)]
+        args += ["--count", str(self.count)] if self.count else []
+        args += ["--data-dir", str(self.data_dir)] if self.data_dir else []
+        args += ["--train-fn", self.train_fn] if self.train_fn else []
+        return args
 
 
 def parse_gpus(text: str | None) -> list[str] | None:
@@ -37,24 +64,81 @@ def parse_gpus(text: str | None) -> list[str] | None:
 
 
 def visible_gpus() -> list[str]:
-    """Indices of the GPUs this process can use: one worker each when there are several."""
     import torch
 
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def run_in_process(store: LocalStore, options: AgentOptions, train_fn: TrainFn, display: AgentDisplay,
-                   data: Any, max_failures: int) -> AgentReport:
+def worker_gpus(request: AgentRequest) -> list[str] | None:
+    """GPUs to start one worker process each on; None: train in this process (one GPU, or the CPU)."""
+    chosen = parse_gpus(request.gpus)
+    if chosen is None and not request.label:
+        visible = visible_gpus()
+        chosen = visible if len(visible) > 1 else None
+    return chosen
+
+
+def run_agent(request: AgentRequest, store: LocalStore, console: Console) -> AgentReport:
+    """One agent in this process, on either backend. Loads the data first: a missing dataset stops it
+    before it claims anything."""
+    backend = backend_of(request.sweep_id, store)
+    train_fn = load_train_fn(request.train_fn)
+    data = load_data_once(train_fn, request.data_dir)
     stop = StopFlag()
     restore = install_signal_handlers(stop)
-    agent = Agent(Controller(store, max_failures=max_failures), options, train_fn, display, stop, data=data)
     try:
-        with display:
-            return agent.run()
+        if backend == "wandb":
+            return _run_wandb(request, store, console, train_fn, data, stop)
+        return _run_local(request, store, console, train_fn, data, stop)
     finally:
         restore()
         if "wandb" in sys.modules:
             sys.modules["wandb"].teardown()  # flush every run's records before the agent returns
+
+
+def backend_of(sweep_id: str, store: LocalStore) -> str:
+    """entity/project/id is on W&B; anything else must be a sweep in the store (else SweepNotFound)."""
+    return "wandb" if "/" in sweep_id else store.get_sweep(sweep_id).backend
+
+
+def load_data_once(train_fn: TrainFn, data_dir: Path | None) -> Any:
+    """Each agent loads CIFAR-10 once and hands it to every run."""
+    if not getattr(train_fn, "needs_data", True):
+        return None
+    from data.cifar import load_cifar10
+
+    return load_cifar10(data_dir)
+
+
+def _run_local(request: AgentRequest, store: LocalStore, console: Console, train_fn: TrainFn, data: Any,
+               stop: StopFlag) -> AgentReport:
+    from agent.status import sweep_status
+
+    status = sweep_status(store, request.sweep_id)
+    metric = status.metric or {}
+    display = AgentDisplay(console, metric.get("name"), metric.get("goal"), label=request.label,
+                           live=False if request.plain else None)
+    display.best = status.best_metric
+    host_pid = f"{socket.gethostname()}:{os.getpid()}"
+    options = AgentOptions(sweep_id=request.sweep_id, count=request.count, lease_seconds=request.lease_seconds,
+                           max_consecutive_failures=request.max_failures,
+                           agent_id=f"{request.label}@{host_pid}" if request.label else host_pid)
+    agent = Agent(Controller(store, max_failures=request.max_failures), options, train_fn, display, stop, data=data)
+    with display:
+        return agent.run()
+
+
+def _run_wandb(request: AgentRequest, store: LocalStore, console: Console, train_fn: TrainFn, data: Any,
+               stop: StopFlag) -> AgentReport:
+    from agent.wandb_backend import SweepPath, Trial, run_wandb_agent
+
+    display = AgentDisplay(console, None, None, label=request.label, live=False if request.plain else None)
+    trial = Trial(train_fn, data, store.home / "wandb-runs", stop, None, display)
+    with display:
+        report = run_wandb_agent(SweepPath.parse(request.sweep_id), trial, request.count, request.max_failures,
+                                 display)
+        display.say(f"no more runs: {report.stopped_because}")
+    return report
 
 
 def spawn_workers(gpus: Sequence[str], worker_args: Sequence[str], home: Path | None) -> int:
