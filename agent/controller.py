@@ -204,6 +204,9 @@ class Controller:
         """No new runs; with `cancel`, running runs are also asked to stop (they end as killed)."""
         with self.store.write() as conn:
             sweep = self.store.sweep_row(conn, sweep_id)
+            if sweep.backend != "local":
+                raise StoreError(f"sweep '{sweep_id}' runs on W&B's controller; stop it there "
+                                 f"(`wandb sweep --stop {sweep_id}`)")
             if sweep.state == "running":
                 self.store.set_sweep_state(conn, sweep_id, "stopped", "stopped by `sweep stop`")
             if cancel:

@@ -99,6 +99,8 @@ def test_create_registers_the_validated_yaml_with_wandb(tmp_path: Path, fake_wan
     assert fake_wandb.registered["parameters"]["weight_decay"]["values"] == [0.0005, 0.0001]  # floats, not '5e-4'
     [record] = LocalStore(home).list_sweeps()
     assert (record.id, record.backend) == ("lab/cifar/abc123", "wandb")
+    stop = cli("stop", "lab/cifar/abc123", "--home", str(home))  # W&B's sweep is stopped on W&B, not here
+    assert stop.exit_code == 2 and "wandb sweep --stop lab/cifar/abc123" in stop.stderr
 
 
 def test_wandb_errors_are_one_line_and_leave_the_store_untouched(tmp_path: Path, fake_wandb, monkeypatch) -> None:
