@@ -101,6 +101,11 @@ def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_data, tmp_path: Path
                         weights(tmp_path / "resumed" / CHECKPOINT_NAME))
 
 
+def test_a_diverging_run_raises_with_the_reason(tiny_data):
+    with pytest.raises(FloatingPointError, match="train_loss is nan at epoch 1"):
+        train(tiny_config(model="resnet9", optimizer="sgd", lr=1e30, grad_clip=0.0, epochs=1), data=tiny_data)
+
+
 def test_checkpoint_of_another_config_is_refused(tiny_data, tmp_path: Path):
     train(tiny_config(epochs=1), data=tiny_data, run_dir=tmp_path)
     with pytest.raises(CheckpointMismatch, match="lr"):
@@ -127,7 +132,7 @@ def test_bf16_autocast_runs_on_cpu(tiny_data):
     ({"batch_size": "big"}, "batch_size: Input should be a valid integer"),
     ({"batch_size": 1.5}, "batch_size: Input should be a valid integer"),
     ({"flip": "sideways"}, "flip: Input should be 'none', 'random' or 'alternating'"),
-    ({"model": "vgg"}, "model: unknown model; known models: fast, resnet9"),
+    ({"model": "vgg"}, "model: unknown model; known models: fast, fast-wide, resnet9"),
     ({"epochs": 0}, "epochs: Input should be greater than 0"),
 ])
 def test_config_errors_name_the_key(values, message):
