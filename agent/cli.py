@@ -68,6 +68,24 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for 
     console.print(table)
 
 
+@app.command()
+def data(data_dir: DataDirOption = None,
+         as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """Check CIFAR-10 (downloading it when absent) and say where it is; agents can then start at once."""
+    from data.cifar import load_cifar10
+
+    with cli_errors():
+        dataset = load_cifar10(data_dir)
+    facts = {"source": str(dataset.source), "train_images": len(dataset.train_labels),
+             "test_images": len(dataset.test_labels), "classes": list(dataset.classes)}
+    if as_json:
+        print(json.dumps(facts))
+        return
+    console.print(f"CIFAR-10 at {facts['source']}: {facts['train_images']:,} training and "
+                  f"{facts['test_images']:,} test images, {len(facts['classes'])} classes", highlight=False,
+                  soft_wrap=True)
+
+
 HomeOption = Annotated[Optional[Path], typer.Option(
     "--home", envvar="SWEEP_HOME", help="Store folder: sweep.db and run artifacts (default ./.sweep).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

@@ -54,9 +54,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def make_stub(folder: Path, name: str, log: Path, replies: dict[str, str] | None = None,
-              exit_code: int = 0) -> Path:
+              exit_code: int = 0, exit_codes: dict[str, int] | None = None) -> Path:
     """An executable `name` in `folder` that appends its argv and sweep-related environment to
-    `log` as one JSON line, prints replies[argv[0]] if given, and exits with `exit_code`."""
+    `log` as one JSON line, prints replies[argv[0]] if given, and exits with exit_codes[argv[0]],
+    else `exit_code`."""
     folder.mkdir(parents=True, exist_ok=True)
     stub = folder / name
     stub.write_text(f"""#!{sys.executable}
@@ -68,7 +69,8 @@ with open({str(log)!r}, "a") as out:
 replies = {replies or {}!r}
 if sys.argv[1:2] and sys.argv[1] in replies:
     print(replies[sys.argv[1]])
-sys.exit({exit_code})
+codes = {exit_codes or {}!r}
+sys.exit(codes.get(sys.argv[1] if sys.argv[1:] else "", {exit_code}))
 """)
     stub.chmod(0o755)
     return stub

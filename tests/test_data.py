@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -164,3 +165,11 @@ def test_tiny_fixture_matches_original_pickle_layout(tiny_data_dir: Path):
         content = pickle.load(handle, encoding="bytes")
     assert set(content) == {b"batch_label", b"labels", b"data", b"filenames"}
     assert content[b"data"].dtype == np.uint8 and content[b"data"].shape == (40, 3072)
+
+
+def test_data_command_reports_the_dataset(tiny_data_dir: Path):
+    result = CliRunner().invoke(app, ["data", "--data-dir", str(tiny_data_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["train_images"] == 200 and facts["test_images"] == 40 and len(facts["classes"]) == 10
+    assert facts["source"] == str(tiny_data_dir / "cifar-10-batches-py")

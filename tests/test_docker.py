@@ -215,11 +215,11 @@ def test_compose_refuses_to_start_without_a_sweep_id():
 
 def test_compose_data_step_runs_outside_docker(tiny_data_dir):
     data = compose(SWEEP_ID="a1b2c3d4")["services"]["data"]
-    assert data["entrypoint"][0] == "python"
-    result = run([sys.executable, *data["entrypoint"][1:]], cwd=tiny_data_dir,
+    assert "entrypoint" not in data and data["command"] == ["data"]  # the image's `sweep data`
+    result = run([sys.executable, "-m", "agent.cli", *data["command"], "--json"], cwd=ROOT,
                  env=clean_env(SWEEP_DATA_DIR=str(tiny_data_dir)))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(tiny_data_dir / "cifar-10-batches-py")
+    assert json.loads(result.stdout)["source"] == str(tiny_data_dir / "cifar-10-batches-py")
 
 
 # --- SLURM ---------------------------------------------------------------------------------
@@ -235,10 +235,7 @@ def run_sbatch(tmp_path: Path, data: Path, agent_exit: int = 0, **env: str) -> t
     bin_dir = tmp_path / "stubs"
     make_stub(bin_dir, "apptainer", log)
     venv = tmp_path / "venv"
-    make_stub(venv / "bin", "sweep", log, exit_code=agent_exit)
-    # The venv's python is the real one, so the data step really loads CIFAR-10.
-    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    (venv / "bin" / "python").chmod(0o755)
+    make_stub(venv / "bin", "sweep", log, exit_codes={"agent": agent_exit})
     full = clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}", HOME=str(tmp_path), SWEEP_VENV=str(venv),
                      SWEEP_DATA_DIR=str(data), SLURM_ARRAY_JOB_ID="77", SLURM_ARRAY_TASK_ID="1", **env)
     result = subprocess.run(["bash", str(SBATCH)], cwd=tmp_path, env=full, capture_output=True, text=True,
@@ -257,8 +254,8 @@ def test_sbatch_starts_one_agent_per_allocated_gpu_in_the_venv(tmp_path, tiny_da
     result, calls = run_sbatch(tmp_path, tiny_data_dir, SWEEP_ID=W_AND_B_ID, SWEEP_RUNNER="venv",
                                CUDA_VISIBLE_DEVICES="2,5")
     assert result.returncode == 0, result.stderr
-    assert "cifar-10-batches-py" in result.stdout  # the data step ran for real
-    started = [c for c in calls if c["tool"] == "sweep"]
+    assert calls[0]["argv"] == ["data"]  # CIFAR-10 is checked or fetched once, before any agent
+    started = [c for c in calls if c["tool"] == "sweep" and c["argv"][0] == "agent"]
     assert sorted(c["env"]["CUDA_VISIBLE_DEVICES"] for c in started) == ["2", "5"]
     store = str(tmp_path / ".sweep-slurm" / "77_1")
     for call in started:
@@ -274,10 +271,10 @@ def test_sbatch_runs_the_image_through_apptainer(tmp_path, tiny_data_dir):
                                CUDA_VISIBLE_DEVICES="0,1,2")
     assert result.returncode == 0, result.stderr
     runs = [c["argv"] for c in calls if c["argv"][0] == "run"]
-    execs = [c["argv"] for c in calls if c["argv"][0] == "exec"]
-    assert len(runs) == 3 and len(execs) == 1
+    assert len(runs) == 4 and runs[0][-1] == "data"  # `sweep data` in the image, then one agent per GPU
+    data_step, runs = runs[0], runs[1:]
     env = image_env()
-    for argv in runs + execs:
+    for argv in [data_step, *runs]:
         assert "--nv" in argv
         assert f"{tiny_data_dir}:{env['SWEEP_DATA_DIR']}" in argv
         assert f"{tmp_path / '.sweep-slurm' / '77_1'}:{env['SWEEP_HOME']}" in argv
@@ -288,9 +285,8 @@ def test_sbatch_runs_the_image_through_apptainer(tmp_path, tiny_data_dir):
         assert args == ["agent", W_AND_B_ID]
         require_command("agent")
         parse(args)
-    # The data step runs inside the image too, with the same python line as compose's data service.
-    data_step = compose(SWEEP_ID="x")["services"]["data"]["entrypoint"]
-    assert execs[0][execs[0].index("agent.sif") + 1:] == data_step
+    # The data step is the same `sweep data` as compose's data service.
+    assert data_step[data_step.index("agent.sif") + 1:] == compose(SWEEP_ID="x")["services"]["data"]["command"]
 
 
 @pytest.mark.parametrize("sweep_id", ["", "a1b2c3d4"])
@@ -303,4 +299,4 @@ def test_sbatch_wants_a_wandb_sweep_path(tmp_path, tiny_data_dir, sweep_id):
 def test_sbatch_fails_when_an_agent_fails(tmp_path, tiny_data_dir):
     result, calls = run_sbatch(tmp_path, tiny_data_dir, agent_exit=3, SWEEP_ID=W_AND_B_ID, SWEEP_RUNNER="venv",
                                CUDA_VISIBLE_DEVICES="0,1")
-    assert len(calls) == 2 and result.returncode == 3
+    assert len(calls) == 3 and result.returncode == 3  # `sweep data`, then both agents ran

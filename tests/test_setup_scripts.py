@@ -94,6 +94,7 @@ def test_demo_creates_runs_and_reports_one_sweep(tmp_path):
     result, calls = run_demo(tmp_path, DEMO_OUT=str(out), SWEEP_DATA_DIR="/srv/cifar")
     assert result.returncode == 0, result.stderr
     assert [c["argv"] for c in calls] == [
+        ["data"],  # CIFAR-10 checked (or downloaded) before the store gets a sweep
         ["create", "sweeps/smoke.yaml", "--json"],
         ["agent", "s-7f3a"],
         ["report", "s-7f3a", "--out", str(out)],
@@ -109,7 +110,7 @@ def test_demo_creates_runs_and_reports_one_sweep(tmp_path):
 def test_demo_fails_when_no_report_was_written(tmp_path):
     result, calls = run_demo(tmp_path, DEMO_OUT=str(tmp_path / "nothing"))
     assert result.returncode == 1 and "wrote no" in result.stderr
-    assert len(calls) == 3
+    assert len(calls) == 4
 
 
 def test_demo_takes_the_shared_data_beside_the_clone(tmp_path):
@@ -123,13 +124,13 @@ def test_demo_takes_the_shared_data_beside_the_clone(tmp_path):
     assert {c["env"].get("SWEEP_DATA_DIR") for c in calls} == {str(shared)}
 
 
-def test_demo_leaves_the_download_to_the_agent_without_local_data(tmp_path):
+def test_demo_leaves_the_download_to_sweep_data_without_local_data(tmp_path):
     repo = tmp_path / "clone"
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "demo.sh", repo / "scripts")
     result, calls = run_demo(tmp_path, repo=repo, DEMO_OUT=str(fake_report(tmp_path)))
     assert result.returncode == 0, result.stderr
-    assert len(calls) == 3 and all("SWEEP_DATA_DIR" not in c["env"] for c in calls)
+    assert len(calls) == 4 and all("SWEEP_DATA_DIR" not in c["env"] for c in calls)
 
 
 def test_demo_stops_at_the_first_failing_step(tmp_path):
