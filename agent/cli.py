@@ -265,8 +265,13 @@ def train_command(
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Write the full result as JSON here.")] = None,
     run_dir: Annotated[Optional[Path], typer.Option(
         help="Keep a checkpoint here after every epoch and resume from it if present.")] = None,
+    show_config: Annotated[bool, typer.Option(
+        "--show-config", help="Print every setting this run would use (recipe + overrides) and exit.")] = False,
 ) -> None:
-    """Train one network outside any sweep, then print a summary."""
+    """Train one network outside any sweep, then print a summary.
+
+    Settings not given come from the model's recipe (`--show-config` lists them all).
+    """
     from train import TrainConfig, train
     from train.overrides import parse_overrides
 
@@ -277,25 +282,41 @@ def train_command(
         if epochs is not None:
             values["epochs"] = epochs
         config = TrainConfig.resolve(values)
+        if show_config:
+            console.print(config_table(config))
+            return
         from data.cifar import load_cifar10
 
         data = load_cifar10(data_dir)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task(f"training {config.model}", total=None, status="")
+            task = progress.add_task(f"training {config.model} (steps)", total=None, status="")
 
-            def show(event) -> None:
+            def show_step(step: int, total: int) -> None:
+                progress.update(task, total=total, completed=step)
+
+            def show_epoch(event) -> None:
                 m = event.metrics
                 val = f"val {m.val_acc:.2%}" if m.val_acc is not None else "no validation"
-                progress.update(task, total=event.epochs, completed=m.epoch,
-                                status=f"loss {m.train_loss:.3f}  {val}  {m.images_per_second:,.0f} img/s")
+                progress.update(task, status=f"epoch {m.epoch}/{event.epochs}  loss {m.train_loss:.3f}  {val}  "
+                                             f"{m.images_per_second:,.0f} img/s")
 
-            result = train(config, [show], data=data, run_dir=run_dir)
+            result = train(config, [show_epoch], data=data, run_dir=run_dir, on_step=show_step)
 
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(result.model_dump_json(indent=2))
     console.print(summary_table(result))
+
+
+def config_table(config) -> Table:
+    table = Table(title=f"Settings for {config.model}")
+    table.add_column("key")
+    table.add_column("value")
+    table.add_column("meaning")
+    for name, field in type(config).model_fields.items():
+        table.add_row(name, repr(getattr(config, name)), field.description or "")
+    return table
 
 
 def summary_table(result) -> Table:

@@ -165,3 +165,12 @@ def test_one_epoch_on_real_cifar_subset(real_data_dir: Path):
     result = train(config, data_dir=real_data_dir)
     assert result.history[0].val_acc > 0.3  # chance is 0.1
     assert result.test_acc > 0.3
+
+
+def test_show_config_prints_the_resolved_settings_without_training(tmp_path: Path):
+    result = CliRunner().invoke(app, ["train", "--model", "resnet9", "--set", "lr=0.05", "--show-config",
+                                      "--data-dir", str(tmp_path / "absent")])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in result.stdout.splitlines() if line.count("│") >= 3}
+    assert rows["optimizer"] == "'sgd'" and rows["lr"] == "0.05" and rows["schedule"] == "'onecycle'"

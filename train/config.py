@@ -26,35 +26,38 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    model: str = DEFAULT_MODEL
+    model: str = Field(DEFAULT_MODEL, description="network from `sweep models`; its recipe fills unset keys")
     epochs: float = Field(10, gt=0, le=1000, description="passes over the training images; fractions allowed")
-    batch_size: int = Field(512, ge=1)
-    optimizer: Literal["sgd", "nesterov", "adam", "adamw", "muon"] = "nesterov"
+    batch_size: int = Field(512, ge=1, description="training images per optimisation step")
+    optimizer: Literal["sgd", "nesterov", "adam", "adamw", "muon"] = Field(
+        "nesterov", description="muon: Muon on conv filters, Nesterov SGD on the rest")
     lr: float = Field(0.1, gt=0, description="peak learning rate (Muon's, for the conv filters, with muon)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (Adam's beta1)")
-    muon_momentum: float = Field(0.6, ge=0, lt=1)
+    muon_momentum: float = Field(0.6, ge=0, lt=1, description="Muon's momentum (optimizer=muon)")
     weight_decay: float = Field(5e-4, ge=0, description="as torch applies it; with muon, the per-step shrink "
                                                         "of non-filter weights at peak learning rate")
     bias_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier for biases and BatchNorm")
     head_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier for the classifier")
     grad_clip: float = Field(0.0, ge=0, description="max global gradient norm; 0 disables")
-    schedule: Literal["onecycle", "linear", "constant"] = "onecycle"
+    schedule: Literal["onecycle", "linear", "constant"] = Field(
+        "onecycle", description="onecycle: torch's OneCycleLR (cosine); linear: warm-up then linear decay")
     warmup: float = Field(0.3, ge=0, lt=1, description="fraction of steps spent rising to the peak rate")
     final_lr: float = Field(0.0, ge=0, le=1, description="linear schedule's end, as a fraction of the peak")
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="of the training loss")
     translate: int = Field(4, ge=0, le=16, description="random-crop padding in pixels; 0 disables")
-    flip: Literal["none", "random", "alternating"] = "random"
+    flip: Literal["none", "random", "alternating"] = Field(
+        "random", description="horizontal flips; alternating mirrors each image every other epoch")
     cutout: int = Field(0, ge=0, le=32, description="side of the zeroed square; 0 disables")
     tta: Literal[0, 1, 2] = Field(2, description="test-time augmentation: 0 none, 1 mirror, 2 mirror+translate")
     whiten_bias_epochs: float = Field(3.0, ge=0, description="epochs the whitening bias trains before freezing")
-    seed: int = 0
+    seed: int = Field(0, description="initialisation, shuffling and augmentation")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast where supported")
-    channels_last: bool = True
-    compile: bool = False
+    channels_last: bool = Field(True, description="NHWC memory layout (faster convolutions)")
+    compile: bool = Field(False, description="torch.compile the network (pays off on GPUs)")
     train_size: int | None = Field(None, ge=1, description="use only this many training images")
     val_size: int = Field(5000, ge=0, description="held-out validation images; 0 for final training")
     max_params: int = Field(PARAMETER_CAP, ge=1, le=PARAMETER_CAP)
-    eval_batch_size: int = Field(1000, ge=1)
+    eval_batch_size: int = Field(1000, ge=1, description="images per batch when evaluating")
 
     @field_validator("model")
     @classmethod

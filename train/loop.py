@@ -133,11 +133,13 @@ def training_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Te
 
 def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifar10 | None = None,
           data_dir: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
-          device: str | torch.device | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
+          device: str | torch.device | None = None, should_stop: Callable[[], bool] | None = None,
+          on_step: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train `config.model` on CIFAR-10 and evaluate it.
 
     With `run_dir`, a checkpoint is written there after every epoch (and when
     `should_stop` turns true mid-epoch), and an existing checkpoint is resumed.
+    `on_step(step, total_steps)` is called after every optimisation step (for progress bars).
     Validation (held out from the training images) is measured every epoch;
     the test set only once, at the end.
     """
@@ -207,6 +209,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifa
             progress.seen += len(labels)
             progress.step_in_epoch += 1
             progress.global_step += 1
+            if on_step is not None:
+                on_step(progress.global_step, total_steps)
             if should_stop is not None and should_stop():
                 stop_reason = "preempted"
                 break
