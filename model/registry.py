@@ -46,7 +46,7 @@ PAPER_RECIPE = {
 FAST_RECIPE = {
     "optimizer": "muon", "lr": 0.24, "muon_momentum": 0.6, "momentum": 0.85,
     "bias_lr_scale": 106.0 / 0.24, "head_lr_scale": 1340.0 / 0.24, "weight_decay": 0.004,
-    "schedule": "linear", "warmup": 0.0, "final_lr": 0.0, "batch_size": 2000, "epochs": 8,
+    "schedule": "linear", "warmup": 0.0, "final_lr": 0.0, "batch_size": 2000, "epochs": 10,
     "translate": 2, "flip": "alternating", "label_smoothing": 0.2, "tta": 2,
     "whiten_bias_epochs": 3.0,
 }

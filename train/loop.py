@@ -157,6 +157,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifa
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = build_model(config.model, config.max_params)
+    params = count_parameters(model)  # before any layer is frozen during training
     model.prepare(normalize(data.train_images[train_idx[:WHITEN_IMAGES]]))
     model = model.to(device=device, memory_format=memory_format)
     step_model = torch.compile(model) if config.compile else model
@@ -249,7 +250,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifa
     history = [EpochMetrics(**h) for h in progress.history]
     result = TrainResult(
         status="stopped" if stop_reason else "finished", stop_reason=stop_reason, config=config.model_dump(),
-        model=config.model, params=count_parameters(model), device=_device_name(device), precision=precision,
+        model=config.model, params=params, device=_device_name(device), precision=precision,
         history=history, train_seconds=sum(h.epoch_seconds for h in history),
         total_seconds=time.perf_counter() - started, checkpoint=str(checkpoint) if checkpoint else None,
         classes=list(data.classes),
