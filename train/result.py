@@ -29,7 +29,7 @@ class TrainResult(BaseModel):
     device: str
     precision: str
     history: list[EpochMetrics]
-    train_seconds: float  # time spent in training steps, data augmentation included
+    train_seconds: float  # training steps with their data augmentation, plus data-dependent initialisation
     total_seconds: float  # wall time of the whole call, loading and evaluation included
     checkpoint: str | None = None
     # Final evaluation on the test set (absent when the run was stopped early).
