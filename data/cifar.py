@@ -152,13 +152,15 @@ def stratified_order(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
     robin. Taking the first k indices gives a stratified sample of size k.
     """
     generator = torch.Generator().manual_seed(seed)
-    ranks = torch.empty(len(labels), dtype=torch.float64)
+    position = torch.empty(len(labels), dtype=torch.float64)
     for cls in labels.unique():
         members = (labels == cls).nonzero().squeeze(1)
         shuffled = members[torch.randperm(len(members), generator=generator)]
-        # Position within the class, offset by class fraction to interleave classes.
-        ranks[shuffled] = torch.arange(len(members), dtype=torch.float64) / len(members)
-    return torch.sort(ranks + labels.double() * 1e-9, stable=True).indices
+        # Fractional position within its class: 0, 1/n, 2/n, ... whatever the class size.
+        position[shuffled] = torch.arange(len(members), dtype=torch.float64) / len(members)
+    # Sorting by position, with classes in label order at equal positions, interleaves the classes.
+    by_label = torch.argsort(labels, stable=True)
+    return by_label[torch.argsort(position[by_label], stable=True)]
 
 
 def split_train_val(labels: torch.Tensor, val_size: int, train_size: int | None = None,
