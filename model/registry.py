@@ -56,8 +56,9 @@ REGISTRY: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("resnet9", "The paper's ResNet-9, last stage widened to 428 channels", ResNet9, PAPER_RECIPE),
         ModelSpec("fast", "Whitened 3-group net (64/256/256), Muon-trained, for time-to-94%", FastNet, FAST_RECIPE),
+        # 15 epochs gave 94.99% (TTA, mean of 3 seeds) on an H200, 18 gave 95.10%.
         ModelSpec("fast-wide", "The fast net at 128/384/384 channels, aimed at 95%",
-                  functools.partial(FastNet, widths=(128, 384, 384)), {**FAST_RECIPE, "epochs": 15}),
+                  functools.partial(FastNet, widths=(128, 384, 384)), {**FAST_RECIPE, "epochs": 18}),
     )
 }
 
