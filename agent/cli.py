@@ -43,7 +43,7 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except (DataError, ConfigError, BudgetError, UnknownModelError, CheckpointMismatch, SweepConfigError,
-            StoreError, WandbBackendError, GpuListError, TrainFnError) as error:
+            StoreError, WandbBackendError, GpuListError, TrainFnError, FloatingPointError) as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 

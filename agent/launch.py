@@ -123,7 +123,7 @@ def _run_local(request: AgentRequest, store: LocalStore, console: Console, train
     options = AgentOptions(sweep_id=request.sweep_id, count=request.count, lease_seconds=request.lease_seconds,
                            max_consecutive_failures=request.max_failures,
                            agent_id=f"{request.label}@{host_pid}" if request.label else host_pid)
-    agent = Agent(Controller(store, max_failures=request.max_failures), options, train_fn, display, stop, data=data)
+    agent = Agent(Controller(store), options, train_fn, display, stop, data=data)
     with display:
         return agent.run()
 

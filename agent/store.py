@@ -31,7 +31,7 @@ HOME_ENV = "SWEEP_HOME"
 DEFAULT_HOME = ".sweep"
 DB_NAME = "sweep.db"
 ID_ALPHABET = string.ascii_lowercase + string.digits
-BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another writer's transaction
+BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another's transaction; under a lease's quarter (beat)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -148,14 +148,17 @@ class LocalStore:
         if not self.exists():
             if not create:
                 raise SweepNotFound(f"no sweeps yet: {self.db_path} does not exist (set --home or ${HOME_ENV})")
+        try:
             self.home.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor the writer them
-        conn.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps it consistent
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(SCHEMA)
+            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor the writer them
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps it consistent
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as error:  # unwritable home, not a database, ...
+            raise StoreError(f"{self.db_path}: cannot open the store ({error})") from None
         self._local.conn = conn
         return conn
 

@@ -9,6 +9,7 @@ W&B's servers decide which configuration comes next and when hyperband stops.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,8 @@ class Trial:
 
         def report_epoch(event: Any) -> None:
             metrics = event.metrics.model_dump()
-            if metrics["train_loss"] != metrics["train_loss"]:
-                raise FloatingPointError(f"train_loss is nan at epoch {metrics['epoch']}")
+            if not math.isfinite(metrics["train_loss"]):
+                raise FloatingPointError(f"train_loss is {metrics['train_loss']} at epoch {metrics['epoch']}")
             logger.log_epoch(metrics)
             self.events.epoch(run.id, metrics, event.epochs)
 

@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -141,6 +142,8 @@ class LeaseKeeper(threading.Thread):
                 except LeaseLost:
                     self.lost = True
                     return
+                except sqlite3.Error:
+                    continue  # busy or briefly unavailable: the next beat tries again, well inside the lease
         finally:
             self.controller.store.close()
 
@@ -221,7 +224,9 @@ class Agent:
                 event.stop(reason)
 
         def should_stop() -> bool:
-            return self.stop.is_set() or keeper.lost or keeper.stop_requested == CANCELLED
+            if keeper.lost:  # raise rather than stop: a stopping run checkpoints, and the folder is not ours now
+                raise LeaseLost(LOST)
+            return self.stop.is_set() or keeper.stop_requested == CANCELLED
 
         try:
             config = TrainConfig.resolve(claim.config)
@@ -232,6 +237,8 @@ class Agent:
                                    device=self.options.device, should_stop=should_stop)
         except Exception as error:  # any failure of one run is that run's, not the agent's
             keeper.end()
+            if keeper.lost:
+                return self._end(lambda: None, wandb_run, "lost", None, LOST)
             reason = one_line_reason(error)
             return self._end(lambda: self.controller.fail(lease, reason), wandb_run, "failed", None, reason)
         keeper.end()

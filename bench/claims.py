@@ -93,15 +93,20 @@ def run(agents: int, points: int, epochs: int, work_ms: float, home: Path) -> di
     sweep = store.create_sweep(spec.config)
     env = dict(os.environ, SWEEP_HOME=str(home), WANDB_MODE="disabled", **{WORK_MS_ENV: str(work_ms)})
     stats = [home / f"agent-{i}.json" for i in range(agents)]
+    logs = [home / f"agent-{i}.err" for i in range(agents)]
     started = time.perf_counter()
-    children = [subprocess.Popen([sys.executable, "-m", "agent.cli", "agent", sweep.id, "--plain",
-                                  "--label", f"a{i}", "--train-fn", "bench.claims:instant_train",
-                                  "--stats-out", str(stats[i])],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                for i in range(agents)]
+
+    def start(i: int) -> subprocess.Popen:
+        # stderr goes to a file: a pipe nobody reads while we wait could fill and hang the child.
+        with logs[i].open("wb") as err:
+            return subprocess.Popen([sys.executable, "-m", "agent.cli", "agent", sweep.id, "--plain",
+                                     "--label", f"a{i}", "--train-fn", "bench.claims:instant_train",
+                                     "--stats-out", str(stats[i])], env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+    children = [start(i) for i in range(agents)]
     codes = [child.wait() for child in children]
     wall = time.perf_counter() - started
-    errors = [child.stderr.read().decode().strip() for child in children if child.returncode]
+    errors = [log.read_text().strip() for log, code in zip(logs, codes) if code]
 
     reports = [json.loads(path.read_text()) for path in stats if path.exists()]
     claims = [s for r in reports for s in r["claim_seconds"]]

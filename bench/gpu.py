@@ -26,11 +26,17 @@ from train import TrainConfig, train
 RECIPES = {94.0: {"model": "fast"}, 95.0: {"model": "fast-wide"}}
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--targets", type=float, nargs="+", default=sorted(RECIPES))
+    parser.add_argument("--seeds", type=positive_int, default=3, metavar="N")
+    parser.add_argument("--targets", type=float, nargs="+", default=sorted(RECIPES), choices=sorted(RECIPES))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -53,13 +59,15 @@ def main(argv: list[str] | None = None) -> None:
         for seed in range(args.seeds):
             result = train(config.changed(seed=seed), data=data, device=args.device)
             runs.append(result)
-            print(json.dumps({"target": target, "model": config.model, "seed": seed, "epochs": config.epochs,
+            print(json.dumps({"target": target, "model": config.model, "overrides": overrides, "seed": seed,
+                              "epochs": config.epochs,
                               "train_seconds": round(result.train_seconds, 3), "test_acc": result.test_acc,
                               "test_acc_tta": result.test_acc_tta, "device": result.device,
                               "torch": torch.__version__}), flush=True)
         mean_acc = statistics.mean(r.test_acc_tta for r in runs)
         mean_time = statistics.mean(r.train_seconds for r in runs)
-        print(json.dumps({"target": target, "model": config.model, "params": runs[0].params, "seeds": args.seeds,
+        print(json.dumps({"target": target, "model": config.model, "overrides": overrides,
+                          "params": runs[0].params, "seeds": args.seeds,
                           "mean_test_acc_tta": round(mean_acc, 4), "mean_train_seconds": round(mean_time, 3),
                           "reached": mean_acc * 100 >= target,
                           "time_to_target_seconds": round(mean_time, 3) if mean_acc * 100 >= target else None,

@@ -1,6 +1,6 @@
 """Training-step throughput of each network: our settings against plain fp32 eager PyTorch.
 
-    python -m bench.throughput [--models fast resnet9] [--batch-size 500] [--steps 6]
+    python -m bench.throughput [--models fast resnet9] [--batch-size 500] [--steps 4]
 
 Both variants run in one process, alternating rounds (A B A B ...) so drift in
 the machine's speed hits both alike. "ours" is the training step exactly as

@@ -68,11 +68,16 @@ def _download(root: Path) -> None:
     from torchvision.datasets import CIFAR10
 
     created = not root.exists()
-    scratch = root / ".download"
+    # One scratch folder per process: agents started together (`--gpus`) may all download at once.
+    scratch = root / f".download-{os.getpid()}"
     try:
         scratch.mkdir(parents=True, exist_ok=True)
         CIFAR10(str(scratch), train=True, download=True)
-        os.replace(scratch / BATCHES_FOLDER, root / BATCHES_FOLDER)
+        try:
+            os.replace(scratch / BATCHES_FOLDER, root / BATCHES_FOLDER)
+        except OSError:
+            if not (root / BATCHES_FOLDER).is_dir():  # else another process moved its copy in first
+                raise
     except Exception as error:  # network errors come in many types; all mean the same here
         raise DataError(f"{root}: no CIFAR-10 found and the download failed ({error})") from None
     finally:
@@ -102,7 +107,8 @@ def _read_batch(path: Path, expected_rows: int | None) -> tuple[np.ndarray, np.n
             raise DataError(f"{path}: missing key '{key}'")
     images, labels = content["data"], np.asarray(content["labels"])
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        raise DataError(f"{path}: 'data' must be a uint8 array, found {getattr(images, 'dtype', type(images).__name__)}")
+        found = getattr(images, "dtype", type(images).__name__)
+        raise DataError(f"{path}: 'data' must be a uint8 array, found {found}")
     if images.ndim != 2 or images.shape[1] != IMAGE_VALUES:
         raise DataError(f"{path}: 'data' has shape {images.shape}, expected (N, {IMAGE_VALUES})")
     if labels.ndim != 1 or len(labels) != len(images):

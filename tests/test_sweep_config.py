@@ -28,7 +28,7 @@ def test_every_sweep_file_validates_and_the_engine_proposes_a_run(path: Path) ->
     spec = load_sweep_file(path)
     first = sweep_engine().next_run(spec.config, [], validate=False)
     config = TrainConfig.resolve(run_values(first.config))
-    assert config.max_params <= 5_000_000
+    assert config.model in {"resnet9", "fast", "fast-wide"}
     assert spec.metric_name in EPOCH_METRICS
 
 

@@ -96,7 +96,7 @@ def _save_checkpoint(path: Path, config: TrainConfig, model, optimizers, schedul
         "schedulers": [s.state_dict() for s in schedulers],
         "progress": progress.__dict__,
     }
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
