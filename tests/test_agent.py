@@ -147,3 +147,49 @@ def test_hyperband_stops_lagging_runs_early_through_the_agent(tmp_path: Path) ->
     assert stopped and all(r.summary["stop_reason"].startswith("hyperband: val_acc") for r in stopped)
     assert all(len(r.history) < 8 for r in stopped)
     assert max(r.history[-1]["val_acc"] for r in runs) not in [r.history[-1]["val_acc"] for r in stopped]
+
+
+class QuietEvents:
+    def claimed(self, claim) -> None: ...
+    def epoch(self, run_id, metrics, epochs) -> None: ...
+    def ended(self, run_id, state, detail) -> None: ...
+    def idle(self, idle) -> None: ...
+
+
+def test_agent_that_loses_its_lease_stops_without_writing_a_checkpoint(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    from agent.controller import Controller
+    from agent.store import LeaseLost
+    from agent.sweep_config import load_sweep_file
+    from agent.worker import Agent, AgentOptions, StopFlag
+
+    store = LocalStore(tmp_path)
+    sweep = store.create_sweep(load_sweep_file(tiny_sweep(tmp_path, {"seed": [0]})).config)
+    seen: dict[str, object] = {}
+
+    def zombie_train(config, callbacks=(), *, run_dir=None, should_stop=None, **_):
+        # Another agent takes the run over (as after an expired lease) while this one trains.
+        with sqlite3.connect(store.db_path) as conn:
+            conn.execute("UPDATE runs SET lease_token = 'someone-else'")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if should_stop():  # a stop (not a loss) is where the real loop writes its checkpoint
+                    seen["stopped"] = True
+                    return None
+            except LeaseLost as error:
+                seen["raised"] = str(error)
+                raise
+            time.sleep(0.01)
+        raise AssertionError("the lease loss was never noticed")
+
+    zombie_train.needs_data = False
+    options = AgentOptions(sweep_id=sweep.id, count=1, lease_seconds=0.4)
+    report = Agent(Controller(store), options, zombie_train, QuietEvents(), StopFlag()).run()
+
+    assert "another agent owns this run" in seen["raised"] and "stopped" not in seen
+    assert report.outcomes == {"lost": 1}
+    run = store.list_runs(sweep.id)[0]
+    assert run.state == "running" and run.history == []  # still the other owner's, untouched
