@@ -6,7 +6,7 @@ import json
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -15,6 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
+
+if TYPE_CHECKING:  # imported lazily at run time: `sweep --help` should not wait for torch
+    from agent.status import SweepStatus
+    from train import TrainConfig, TrainResult
 
 app = typer.Typer(help="Find the best CIFAR-10 classifier under a 5M-parameter budget, with W&B-style sweeps.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -225,7 +229,7 @@ def stop(
     console.print(f"sweep {record.id} is {record.state}: no new runs; {tail}", highlight=False)
 
 
-def status_table(result) -> Table:
+def status_table(result: SweepStatus) -> Table:
     from agent.status import STATE_ORDER
 
     metric = result.metric or {}
@@ -309,7 +313,7 @@ def train_command(
     console.print(summary_table(result))
 
 
-def config_table(config) -> Table:
+def config_table(config: TrainConfig) -> Table:
     table = Table(title=f"Settings for {config.model}")
     table.add_column("key")
     table.add_column("value")
@@ -319,7 +323,7 @@ def config_table(config) -> Table:
     return table
 
 
-def summary_table(result) -> Table:
+def summary_table(result: TrainResult) -> Table:
     final = result.final
     table = Table(title=f"{result.model}: {result.status}", show_header=False)
     table.add_column(style="bold")

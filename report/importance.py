@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel
 from sklearn.ensemble import RandomForestRegressor
 
-from report.parameters import SweptParameter, category_label, parameter_value
+from report.parameters import SweptParameter, category_label, is_number, parameter_value
 
 FOREST_SEED = 0  # fixed so the same runs always give the same importances
 FOREST_TREES = 100
@@ -34,7 +34,7 @@ def encode_parameters(configs: list[dict[str, Any]], parameters: list[SweptParam
     names: list[str] = []
     for parameter in parameters:
         values = [parameter_value(config, parameter.name) for config in configs]
-        if parameter.kind == "numeric" and all(_is_number(v) for v in values):
+        if parameter.kind == "numeric" and all(is_number(v) for v in values):
             column = np.array(values, dtype=float)
             if parameter.log and (column > 0).all():
                 column = np.log10(column)
@@ -69,5 +69,3 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return 0.0 if math.isnan(r) else r
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -30,7 +30,7 @@ def _collect(specs: dict[str, Any], prefix: str) -> list[SweptParameter]:
         elif "values" in spec:
             values = spec["values"]
             if len(values) > 1:
-                kind = "numeric" if all(_is_number(v) for v in values) else "categorical"
+                kind = "numeric" if all(is_number(v) for v in values) else "categorical"
                 found.append(SweptParameter(name=name, kind=kind, log=kind == "numeric" and _spans_decades(values)))
         elif "distribution" in spec or "min" in spec:
             distribution = str(spec.get("distribution", ""))
@@ -56,7 +56,7 @@ def category_label(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
 from data.cifar import Cifar10, load_cifar10, split_train_val
 from data.augment import CIFAR10_MEAN, CIFAR10_STD, normalize
@@ -87,7 +90,8 @@ def autocast_factory(device: torch.device, precision: str) -> Callable[[], Abstr
     return nullcontext
 
 
-def _save_checkpoint(path: Path, config: TrainConfig, model, optimizers, schedulers, progress: _Progress) -> None:
+def _save_checkpoint(path: Path, config: TrainConfig, model: nn.Module, optimizers: Sequence[Optimizer],
+                     schedulers: Sequence[LRScheduler], progress: _Progress) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
     state = {
         "config": config.model_dump(),
@@ -101,7 +105,8 @@ def _save_checkpoint(path: Path, config: TrainConfig, model, optimizers, schedul
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path, config: TrainConfig, model, optimizers, schedulers) -> _Progress:
+def _load_checkpoint(path: Path, config: TrainConfig, model: nn.Module, optimizers: Sequence[Optimizer],
+                     schedulers: Sequence[LRScheduler]) -> _Progress:
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state["config"] != config.model_dump():
         changed = sorted(k for k in state["config"] if state["config"][k] != config.model_dump().get(k))
