@@ -6,10 +6,10 @@ For each target it trains the registered recipe aimed at it (94: `fast`,
 95: `fast-wide`) on all 50,000 training images (val_size=0: this is a final
 training, not a sweep), after one untimed warm-up run of the same recipe
 (another seed) that pays for torch.compile and kernel autotuning. Training
-time excludes evaluation, as the public records count it. A target counts as reached when the mean test
-accuracy with test-time augmentation over the seeds is at or above it; the
-time reported is the mean training time of those runs. One JSON line per run,
-then one per target.
+time excludes evaluation, as the public records count it. A target counts as
+reached when the mean test accuracy with test-time augmentation over the seeds
+is at or above it; the time reported is the mean training time of those runs.
+One JSON line per run, then one per target, each with the `--set` overrides.
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ class ModelSpec:
     recipe: Mapping[str, Any] = field(default_factory=dict)
 
 
-# The paper's recipe: SGD on a one-cycle schedule, crop + flip, weight decay, clipping.
-# The paper's ingredients; batch 64 (from its grid) and Nesterov momentum were chosen on validation
-# accuracy among six 10-epoch variants on an H200 (bench/results/resnet9_h200.jsonl): 91.96% val.
+# The paper's recipe: SGD on a one-cycle schedule, crop + flip, weight decay, clipping. Batch 64
+# (from its grid) and Nesterov momentum were chosen on validation accuracy among six 10-epoch
+# variants on an H200 (bench/results/resnet9_h200.jsonl): 91.96% val.
 PAPER_RECIPE = {
     "optimizer": "nesterov", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "grad_clip": 1.0,
     "schedule": "onecycle", "warmup": 0.3, "batch_size": 64, "epochs": 10,

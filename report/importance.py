@@ -67,5 +67,3 @@ def parameter_influence(configs: list[dict[str, Any]], scores: list[float],
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     r = float(np.corrcoef(x, y)[0, 1])
     return 0.0 if math.isnan(r) else r
-
-
