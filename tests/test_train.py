@@ -141,7 +141,7 @@ def test_config_errors_name_the_key(values, message):
 
 
 def test_recipes_fill_what_the_caller_leaves_out():
-    assert TrainConfig.resolve({"model": "resnet9"}).optimizer == "sgd"
+    assert TrainConfig.resolve({"model": "resnet9"}).optimizer == "nesterov"
     assert TrainConfig.resolve({"model": "fast"}).optimizer == "muon"
     assert TrainConfig.resolve({"model": "resnet9", "lr": 0.01}).lr == 0.01
 
@@ -173,4 +173,4 @@ def test_show_config_prints_the_resolved_settings_without_training(tmp_path: Pat
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
             for line in result.stdout.splitlines() if line.count("│") >= 3}
-    assert rows["optimizer"] == "'sgd'" and rows["lr"] == "0.05" and rows["schedule"] == "'onecycle'"
+    assert rows["optimizer"] == "'nesterov'" and rows["lr"] == "0.05" and rows["schedule"] == "'onecycle'"
