@@ -193,3 +193,12 @@ def test_agent_that_loses_its_lease_stops_without_writing_a_checkpoint(tmp_path:
     assert report.outcomes == {"lost": 1}
     run = store.list_runs(sweep.id)[0]
     assert run.state == "running" and run.history == []  # still the other owner's, untouched
+
+
+def test_a_store_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "not-a-folder"
+    home.write_text("a file where the store folder should be")
+    result = cli("create", str(ROOT / "sweeps" / "smoke.yaml"), "--home", str(home))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {home / 'sweep.db'}: cannot open the store")
+    assert len(result.stderr.strip().splitlines()) == 1 and home.read_text().startswith("a file")

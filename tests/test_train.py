@@ -106,6 +106,15 @@ def test_a_diverging_run_raises_with_the_reason(tiny_data):
         train(tiny_config(model="resnet9", optimizer="sgd", lr=1e30, grad_clip=0.0, epochs=1), data=tiny_data)
 
 
+def test_sweep_train_reports_a_diverging_run_in_one_line(tiny_data_dir: Path):
+    sets = [f"{key}={value}" for key, value in {**TINY, "optimizer": "sgd", "lr": 1e30, "grad_clip": 0.0,
+                                                  "epochs": 1}.items()]
+    args = ["train", "--model", "resnet9", "--data-dir", str(tiny_data_dir)]
+    result = CliRunner().invoke(app, args + [arg for s in sets for arg in ("--set", s)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: train_loss is nan at epoch 1"
+
+
 def test_checkpoint_of_another_config_is_refused(tiny_data, tmp_path: Path):
     train(tiny_config(epochs=1), data=tiny_data, run_dir=tmp_path)
     with pytest.raises(CheckpointMismatch, match="lr"):
