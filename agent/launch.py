@@ -93,7 +93,8 @@ def run_agent(request: AgentRequest, store: LocalStore, console: Console) -> Age
     finally:
         restore()
         if "wandb" in sys.modules:
-            sys.modules["wandb"].teardown()  # flush every run's records before the agent returns
+            # As W&B's own agent does at its end: every run's records are on disk when we return.
+            sys.modules["wandb"].teardown()
 
 
 def backend_of(sweep_id: str, store: LocalStore) -> str:

@@ -9,6 +9,8 @@ from pydantic import BaseModel
 # W&B's run states.
 RunState = Literal["pending", "running", "finished", "failed", "crashed", "preempted", "killed"]
 SweepState = Literal["running", "finished", "stopped"]
+# Runs that broke: the engine imputes a value for them, but neither status nor report calls them best.
+BROKEN_STATES = frozenset({"failed", "crashed"})
 
 
 class SweepRecord(BaseModel):

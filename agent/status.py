@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.controller import best_value
-from agent.records import RunRecord
+from agent.records import BROKEN_STATES, RunRecord
 from agent.store import LocalStore
 from agent.sweep_config import grid_size
 
@@ -68,8 +68,7 @@ def sweep_status(store: LocalStore, sweep_id: str) -> SweepStatus:
     name, goal = (metric or {}).get("name"), (metric or {}).get("goal")
     runs = [run_status(r, name, goal) for r in store.list_runs(sweep_id)] if sweep.backend == "local" else []
     counts = Counter(r.state for r in runs)
-    # Failed and crashed runs never lead, as in `sweep report` (report/select.py).
-    scored = [r for r in runs if r.best_metric is not None and r.state not in ("failed", "crashed")]
+    scored = [r for r in runs if r.best_metric is not None and r.state not in BROKEN_STATES]
     best = (max if goal != "minimize" else min)(scored, key=lambda r: r.best_metric) if scored else None
     return SweepStatus(id=sweep.id, state=sweep.state, state_reason=store.sweep_state_reason(sweep_id),
                        backend=sweep.backend, method=sweep.config.get("method", "?"), metric=metric,

@@ -9,7 +9,6 @@ W&B's servers decide which configuration comes next and when hyperband stops.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -79,9 +78,8 @@ class Trial:
         run_dir = self.runs_root / (run.sweep_id or "no-sweep") / run.id
 
         def report_epoch(event: Any) -> None:
+            event.metrics.check_finite()
             metrics = event.metrics.model_dump()
-            if not math.isfinite(metrics["train_loss"]):
-                raise FloatingPointError(f"train_loss is {metrics['train_loss']} at epoch {metrics['epoch']}")
             logger.log_epoch(metrics)
             self.events.epoch(run.id, metrics, event.epochs)
 
@@ -106,19 +104,6 @@ def run_wandb_agent(path: SweepPath, trial: Trial, count: int | None, max_consec
     import wandb
 
     report = AgentReport(agent_id=f"wandb:{os.getpid()}")
-    try:
-        _run_trials(path, trial, count, max_consecutive_failures, events, report)
-    finally:
-        wandb.teardown()  # as W&B's own agent does at its end: every run's records are on disk when we return
-    if trial.stop.is_set():
-        report.stopped_because = trial.stop.reason
-    return report
-
-
-def _run_trials(path: SweepPath, trial: Trial, count: int | None, max_consecutive_failures: int, events: Any,
-                report: AgentReport) -> None:
-    import wandb
-
     consecutive, done = 0, 0
     while not trial.stop.is_set() and (count is None or done < count):
         trial.outcome = None
@@ -137,3 +122,6 @@ def _run_trials(path: SweepPath, trial: Trial, count: int | None, max_consecutiv
         if consecutive >= max_consecutive_failures:
             report.stopped_because = f"{consecutive} consecutive runs failed (last: {trial.detail})"
             raise AgentStopped(f"W&B agent stopped itself: {report.stopped_because}")
+    if trial.stop.is_set():
+        report.stopped_because = trial.stop.reason
+    return report

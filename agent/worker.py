@@ -10,7 +10,6 @@ preempted, and any agent resumes it.
 from __future__ import annotations
 
 import importlib
-import math
 import os
 import signal
 import socket
@@ -204,10 +203,8 @@ class Agent:
         epoch_stop: list[str] = []  # the controller's reason to stop this run at an epoch's end
 
         def report_epoch(event: Any) -> None:
+            event.metrics.check_finite()  # also for a custom --train-fn that does not check itself
             metrics = event.metrics.model_dump()
-            if not math.isfinite(metrics["train_loss"]):
-                # Training would go on producing NaN; nothing after this epoch is worth a GPU.
-                raise FloatingPointError(f"train_loss is {metrics['train_loss']} at epoch {metrics['epoch']}")
             try:
                 reason = self.controller.report_epoch(lease, metrics)
             except LeaseLost:
@@ -228,6 +225,7 @@ class Agent:
                 raise LeaseLost(LOST)
             return self.stop.is_set() or keeper.stop_requested == CANCELLED
 
+        error: Exception | None = None
         try:
             config = TrainConfig.resolve(claim.config)
             wandb_run = self._start_wandb(claim, sweep_config)
@@ -235,16 +233,15 @@ class Agent:
                 self.report.idle_seconds.append(time.perf_counter() - last_run_ended)
             result = self.train_fn(config, [report_epoch], data=self.data, run_dir=claim.run_dir,
                                    device=self.options.device, should_stop=should_stop)
-        except Exception as error:  # any failure of one run is that run's, not the agent's
-            keeper.end()
-            if keeper.lost:
-                return self._end(lambda: None, wandb_run, "lost", None, LOST)
-            reason = one_line_reason(error)
-            return self._end(lambda: self.controller.fail(lease, reason), wandb_run, "failed", None, reason)
+        except Exception as raised:  # any failure of one run is that run's, not the agent's
+            error = raised
         keeper.end()
-        result_dict = result.model_dump(mode="json")
         if keeper.lost:  # nothing to write: the run is another agent's now
             return self._end(lambda: None, wandb_run, "lost", None, LOST)
+        if error is not None:
+            reason = one_line_reason(error)
+            return self._end(lambda: self.controller.fail(lease, reason), wandb_run, "failed", None, reason)
+        result_dict = result.model_dump(mode="json")
         if result.status == "stopped" and self.stop.is_set():
             reason = f"preempted: {self.stop.reason}"
             return self._end(lambda: self.controller.preempt(lease, reason), wandb_run, "preempted", None, reason)

@@ -17,13 +17,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from sweeps import SweepRun
 
-from agent.records import RunRecord, SweepRecord
+from agent.records import BROKEN_STATES, RunRecord, SweepRecord
 from report.errors import ReportError
 from train.config import METRIC_GOALS
 
 Goal = Literal["maximize", "minimize"]
-# Runs that broke: the engine imputes a value for them; a summary should not call them best.
-BROKEN_STATES = frozenset({"failed", "crashed"})
 UNFINISHED_STATES = frozenset({"pending", "running", "preempted"})
 
 

@@ -241,9 +241,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifa
             epoch_seconds=progress.epoch_seconds,
             images_per_second=progress.seen / max(progress.epoch_seconds, 1e-9),
         )
-        if not math.isfinite(metrics.train_loss):
-            # Diverged: every later step would be NaN too; fail now with the reason.
-            raise FloatingPointError(f"train_loss is {metrics.train_loss} at epoch {metrics.epoch}")
+        metrics.check_finite()
         progress.history.append(metrics.model_dump())
         progress.epoch += 1
         progress.step_in_epoch = progress.seen = progress.correct = 0

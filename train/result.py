@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -18,6 +19,11 @@ class EpochMetrics(BaseModel):
     lr: float
     epoch_seconds: float
     images_per_second: float
+
+    def check_finite(self) -> None:
+        """Raise when training diverged: every later step would be NaN too, so the run should fail now."""
+        if not math.isfinite(self.train_loss):
+            raise FloatingPointError(f"train_loss is {self.train_loss} at epoch {self.epoch}")
 
 
 class TrainResult(BaseModel):
