@@ -1,6 +1,6 @@
 """Training-step throughput of each network: our settings against plain fp32 eager PyTorch.
 
-    python -m bench.throughput [--models fast resnet9] [--batch-size 500] [--steps 4]
+    python -m bench.throughput [--models fast resnet9] [--batch-size 500] [--steps 4] [--peak]
 
 Both variants run in one process, alternating rounds (A B A B ...) so drift in
 the machine's speed hits both alike. "ours" is the training step exactly as
@@ -8,7 +8,8 @@ the machine's speed hits both alike. "ours" is the training step exactly as
 augmentation, the model's optimiser); "baseline" is the same step in fp32 with
 contiguous tensors. FLOPs are counted once with torch's FlopCounterMode
 (forward + backward per image), so networks of different size compare on
-achieved GFLOP/s.
+achieved GFLOP/s. `--peak` first prints the rate of one large matrix product in
+the training precision: about the most a training step could reach on the device.
 """
 
 from __future__ import annotations
@@ -36,6 +37,21 @@ def training_gflops_per_image(name: str, batch: int = 4) -> float:
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(images), labels).backward()
     return counter.get_total_flops() / batch / 1e9
+
+
+def matmul_gflops_per_second(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """Rate of a square matrix product, the device's best case for convolution-heavy work."""
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
 class Variant:
@@ -70,11 +86,13 @@ def measure(name: str, batch_size: int, steps: int, rounds: int, device: torch.d
     ours = TrainConfig.resolve({"model": name, "batch_size": batch_size})
     baseline = ours.changed(precision="fp32", channels_last=False)
     generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (batch_size * steps, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    labels = torch.randint(0, 10, (batch_size * steps,), generator=generator)
+    warmup_steps = 2  # kernel selection, allocator
+    count = batch_size * max(steps, warmup_steps)  # one epoch holds every round's batches
+    images = torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 10, (count,), generator=generator)
     variants = {"ours": Variant(ours, device, images, labels), "baseline": Variant(baseline, device, images, labels)}
     for variant in variants.values():
-        variant.images_per_second(2)  # warm-up: kernel selection, allocator
+        variant.images_per_second(warmup_steps)
     speeds: dict[str, list[float]] = {key: [] for key in variants}
     for _ in range(rounds):
         for key, variant in variants.items():
@@ -100,8 +118,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=4, help="training steps per timed round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--peak", action="store_true", help="first print the device's matrix-product rate")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
+    if args.peak:
+        precision = resolve_precision("auto", device)
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        print(json.dumps({"matmul": precision, "size": 2048, "device": str(device),
+                          "gflops_per_second": round(matmul_gflops_per_second(device, dtype), 1),
+                          "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
     for name in args.models:
         print(json.dumps(measure(name, args.batch_size, args.steps, args.rounds, device)), flush=True)
 

@@ -25,15 +25,22 @@ def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
     return (images.to(dtype) - mean) / std
 
 
-def random_translate(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """Random crop of the reflect-padded batch: each image shifted by up to `pad` pixels."""
-    if pad <= 0:
+def random_translate(images: torch.Tensor, pad: int, generator: torch.Generator,
+                     size: int | None = None) -> torch.Tensor:
+    """Random `size` x `size` crop of the reflect-padded batch of square images.
+
+    At the images' own size (the default) each image is shifted by up to `pad`
+    pixels; a smaller `size` also cuts it down, which makes a training step cheaper.
+    """
+    n, _, side, _ = images.shape
+    size = side if size is None else size
+    if pad <= 0 and size == side:
         return images
-    n, _, height, width = images.shape
-    padded = F.pad(images, (pad,) * 4, mode="reflect")
-    shifts = torch.randint(0, 2 * pad + 1, (2, n), device=images.device, generator=generator)
-    rows = (shifts[0].view(n, 1) + torch.arange(height, device=images.device)).view(n, 1, height, 1)
-    cols = (shifts[1].view(n, 1) + torch.arange(width, device=images.device)).view(n, 1, 1, width)
+    padded = F.pad(images, (pad,) * 4, mode="reflect") if pad > 0 else images
+    shifts = torch.randint(0, side + 2 * pad - size + 1, (2, n), device=images.device, generator=generator)
+    window = torch.arange(size, device=images.device)
+    rows = (shifts[0].view(n, 1) + window).view(n, 1, size, 1)
+    cols = (shifts[1].view(n, 1) + window).view(n, 1, 1, size)
     batch = torch.arange(n, device=images.device).view(n, 1, 1, 1)
     channels = torch.arange(images.size(1), device=images.device).view(1, -1, 1, 1)
     return padded[batch, channels, rows, cols]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 from data.augment import FlipMode, apply_flip, cutout, flip_mask, normalize, random_translate
 
@@ -15,6 +17,11 @@ class AugmentSpec:
     translate: int = 2
     flip: FlipMode = "alternating"
     cutout: int = 0
+    # Progressive resizing: the first `low_res_epochs` epochs train on `low_res_size` images,
+    # cut from the image ("crop") or scaled down from it ("resize"); fewer pixels, cheaper steps.
+    low_res_size: int = 32
+    low_res_epochs: int = 0
+    low_res_mode: Literal["crop", "resize"] = "crop"
 
 
 def seeded_generator(device: torch.device, *keys: int) -> torch.Generator:
@@ -61,7 +68,12 @@ class DeviceLoader:
     def augment_batch(self, idx: torch.Tensor, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         generator = seeded_generator(self.device, self.seed, epoch, step)
         images = normalize(self.images[idx], self.dtype)
-        images = random_translate(images, self.augment.translate, generator)
+        spec = self.augment
+        low_res = epoch < spec.low_res_epochs and spec.low_res_size < images.size(-1)
+        crop_size = spec.low_res_size if low_res and spec.low_res_mode == "crop" else None
+        images = random_translate(images, spec.translate, generator, crop_size)
+        if low_res and spec.low_res_mode == "resize":
+            images = F.interpolate(images, size=spec.low_res_size, mode="area")
         mask = flip_mask(self.augment.flip, len(idx), epoch, self.base_flips[idx], generator, self.device)
         images = cutout(apply_flip(images, mask), self.augment.cutout, generator)
         if self.channels_last:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from agent.cli import app
 from data.augment import apply_flip, cutout, flip_mask, normalize, random_translate
 from data.cifar import DataError, load_cifar10, split_train_val
-from data.loader import AugmentSpec, DeviceLoader
+from data.loader import AugmentSpec, DeviceLoader, seeded_generator
 
 
 def test_loads_tiny_dataset_from_root_or_batches_folder(tiny_data_dir: Path):
@@ -105,6 +105,31 @@ def test_translate_is_a_reflect_padded_crop():
     for i in range(2):
         windows = [padded[i, :, y:y + 8, x:x + 8] for y in range(5) for x in range(5)]
         assert any(torch.equal(shifted[i], w) for w in windows)
+
+
+def test_a_smaller_crop_is_a_window_of_the_padded_image():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    cropped = random_translate(images, pad=1, generator=torch.Generator().manual_seed(0), size=5)
+    assert cropped.shape == (2, 3, 5, 5)
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")
+    for i in range(2):
+        windows = [padded[i, :, y:y + 5, x:x + 5] for y in range(6) for x in range(6)]
+        assert any(torch.equal(cropped[i], w) for w in windows)
+
+
+@pytest.mark.parametrize("mode", ["crop", "resize"])
+def test_progressive_resizing_trains_small_then_full_size(mode: str, tiny_data_dir: Path):
+    data = load_cifar10(tiny_data_dir, download=False)
+    spec = AugmentSpec(translate=0, flip="none", low_res_size=16, low_res_epochs=2, low_res_mode=mode)
+    loader = DeviceLoader(data.train_images, data.train_labels, 64, spec, seed=0, device=torch.device("cpu"))
+    early, _ = next(loader.epoch(1))
+    late, labels = next(loader.epoch(2))
+    assert early.shape[-2:] == (16, 16) and late.shape[-2:] == (32, 32)
+    if mode == "resize":
+        # Halving the side averages each 2x2 block of the whole image.
+        order = torch.randperm(len(data.train_images), generator=seeded_generator(torch.device("cpu"), 0, 1))
+        expected = torch.nn.functional.avg_pool2d(normalize(data.train_images[order[:64]]), 2)
+        assert torch.allclose(early, expected, atol=1e-5)
 
 
 def test_alternating_flip_mirrors_every_other_epoch():

@@ -131,6 +131,13 @@ def test_each_optimizer_and_schedule_trains(optimizer, schedule, tiny_data):
     assert math.isfinite(result.history[0].train_loss) and result.history[0].val_acc is None
 
 
+@pytest.mark.parametrize("model", ["fast", "resnet9"])
+def test_networks_train_on_the_smallest_low_resolution_images(model, tiny_data):
+    config = tiny_config(model=model, epochs=2, low_res_size=12, low_res_epochs=1, train_size=64, val_size=32)
+    result = train(config, data=tiny_data)
+    assert len(result.history) == 2 and all(math.isfinite(h.val_loss) for h in result.history)
+
+
 def test_bf16_autocast_runs_on_cpu(tiny_data):
     result = train(tiny_config(precision="bf16", epochs=1), data=tiny_data)
     assert result.precision == "bf16" and math.isfinite(result.history[0].train_loss)

@@ -48,6 +48,11 @@ class TrainConfig(BaseModel):
     flip: Literal["none", "random", "alternating"] = Field(
         "random", description="horizontal flips; alternating mirrors each image every other epoch")
     cutout: int = Field(0, ge=0, le=32, description="side of the zeroed square; 0 disables")
+    low_res_size: int = Field(32, ge=12, le=32, description="side of the training images in the first "
+                                                           "low_res_epochs epochs (progressive resizing)")
+    low_res_epochs: int = Field(0, ge=0, description="epochs trained at low_res_size before full size")
+    low_res_mode: Literal["crop", "resize"] = Field(
+        "crop", description="low-resolution images: a random crop, or the whole image scaled down")
     tta: Literal[0, 1, 2] = Field(2, description="test-time augmentation: 0 none, 1 mirror, 2 mirror+translate")
     whiten_bias_epochs: float = Field(3.0, ge=0, description="epochs the whitening bias trains before freezing")
     seed: int = Field(0, description="initialisation, shuffling and augmentation")

@@ -170,7 +170,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), *, data: Cifa
     step_model = torch.compile(model) if config.compile else model
 
     loader = DeviceLoader(data.train_images[train_idx], data.train_labels[train_idx], config.batch_size,
-                          AugmentSpec(config.translate, config.flip, config.cutout), config.seed, device,
+                          AugmentSpec(config.translate, config.flip, config.cutout, config.low_res_size,
+                                      config.low_res_epochs, config.low_res_mode), config.seed, device,
                           dtype=dtype, channels_last=channels_last)
     steps_per_epoch = loader.steps_per_epoch
     total_steps = max(1, round(config.epochs * steps_per_epoch))
