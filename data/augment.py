@@ -25,7 +25,7 @@ def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
     return (images.to(dtype) - mean) / std
 
 
-def random_translate(images: torch.Tensor, pad: int, generator: torch.Generator,
+def random_crop(images: torch.Tensor, pad: int, generator: torch.Generator,
                      size: int | None = None) -> torch.Tensor:
     """Random `size` x `size` crop of the reflect-padded batch of square images.
 

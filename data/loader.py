@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from data.augment import FlipMode, apply_flip, cutout, flip_mask, normalize, random_translate
+from data.augment import FlipMode, apply_flip, cutout, flip_mask, normalize, random_crop
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,15 @@ class DeviceLoader:
 
     def augment_batch(self, idx: torch.Tensor, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         generator = seeded_generator(self.device, self.seed, epoch, step)
-        images = normalize(self.images[idx], self.dtype)
         spec = self.augment
+        images = normalize(self.images[idx], self.dtype)
         low_res = epoch < spec.low_res_epochs and spec.low_res_size < images.size(-1)
         crop_size = spec.low_res_size if low_res and spec.low_res_mode == "crop" else None
-        images = random_translate(images, spec.translate, generator, crop_size)
+        images = random_crop(images, spec.translate, generator, crop_size)
         if low_res and spec.low_res_mode == "resize":
             images = F.interpolate(images, size=spec.low_res_size, mode="area")
-        mask = flip_mask(self.augment.flip, len(idx), epoch, self.base_flips[idx], generator, self.device)
-        images = cutout(apply_flip(images, mask), self.augment.cutout, generator)
+        mask = flip_mask(spec.flip, len(idx), epoch, self.base_flips[idx], generator, self.device)
+        images = cutout(apply_flip(images, mask), spec.cutout, generator)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, self.labels[idx]

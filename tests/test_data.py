@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from agent.cli import app
-from data.augment import apply_flip, cutout, flip_mask, normalize, random_translate
+from data.augment import apply_flip, cutout, flip_mask, normalize, random_crop
 from data.cifar import DataError, load_cifar10, split_train_val
 from data.loader import AugmentSpec, DeviceLoader, seeded_generator
 
@@ -100,7 +100,7 @@ def test_split_on_real_labels_holds_500_per_class(real_data_dir: Path):
 
 def test_translate_is_a_reflect_padded_crop():
     images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
-    shifted = random_translate(images, pad=2, generator=torch.Generator().manual_seed(0))
+    shifted = random_crop(images, pad=2, generator=torch.Generator().manual_seed(0))
     padded = torch.nn.functional.pad(images, (2, 2, 2, 2), mode="reflect")
     for i in range(2):
         windows = [padded[i, :, y:y + 8, x:x + 8] for y in range(5) for x in range(5)]
@@ -109,7 +109,7 @@ def test_translate_is_a_reflect_padded_crop():
 
 def test_a_smaller_crop_is_a_window_of_the_padded_image():
     images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
-    cropped = random_translate(images, pad=1, generator=torch.Generator().manual_seed(0), size=5)
+    cropped = random_crop(images, pad=1, generator=torch.Generator().manual_seed(0), size=5)
     assert cropped.shape == (2, 3, 5, 5)
     padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")
     for i in range(2):

@@ -150,6 +150,7 @@ def test_bf16_autocast_runs_on_cpu(tiny_data):
     ({"flip": "sideways"}, "flip: Input should be 'none', 'random' or 'alternating'"),
     ({"model": "vgg"}, "model: unknown model; known models: fast, fast-wide, resnet9"),
     ({"epochs": 0}, "epochs: Input should be greater than 0"),
+    ({"low_res_size": 8}, "low_res_size: Input should be greater than or equal to 12"),
 ])
 def test_config_errors_name_the_key(values, message):
     with pytest.raises(ConfigError, match=message):
