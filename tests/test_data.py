@@ -123,7 +123,7 @@ def test_progressive_resizing_trains_small_then_full_size(mode: str, tiny_data_d
     spec = AugmentSpec(translate=0, flip="none", low_res_size=16, low_res_epochs=2, low_res_mode=mode)
     loader = DeviceLoader(data.train_images, data.train_labels, 64, spec, seed=0, device=torch.device("cpu"))
     early, _ = next(loader.epoch(1))
-    late, labels = next(loader.epoch(2))
+    late, _ = next(loader.epoch(2))
     assert early.shape[-2:] == (16, 16) and late.shape[-2:] == (32, 32)
     if mode == "resize":
         # Halving the side averages each 2x2 block of the whole image.
