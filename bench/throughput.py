@@ -39,8 +39,11 @@ def training_gflops_per_image(name: str, batch: int = 4) -> float:
     return counter.get_total_flops() / batch / 1e9
 
 
-def matmul_gflops_per_second(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10,
-                             rounds: int = 5) -> float:
+PEAK_MATMUL_SIZE = 2048
+
+
+def matmul_gflops_per_second(device: torch.device, dtype: torch.dtype, size: int = PEAK_MATMUL_SIZE,
+                             repeats: int = 10, rounds: int = 5) -> float:
     """Best rate of a square matrix product over a few rounds: the device's best case for conv-heavy work."""
     a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(3):
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.peak:
         precision = resolve_precision("auto", device)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        print(json.dumps({"matmul": precision, "size": 2048, "device": str(device),
+        print(json.dumps({"matmul": precision, "size": PEAK_MATMUL_SIZE, "device": str(device),
                           "gflops_per_second": round(matmul_gflops_per_second(device, dtype), 1),
                           "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
     for name in args.models:

@@ -26,7 +26,7 @@ def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
 
 
 def random_crop(images: torch.Tensor, pad: int, generator: torch.Generator,
-                     size: int | None = None) -> torch.Tensor:
+                size: int | None = None) -> torch.Tensor:
     """Random `size` x `size` crop of the reflect-padded batch of square images.
 
     At the images' own size (the default) each image is shifted by up to `pad`
