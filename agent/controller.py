@@ -25,8 +25,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.engine import sweep_engine
-from agent.records import RunRecord, SweepRecord
-from agent.store import Lease, LocalStore, StoreError
+from store.records import RunRecord, SweepRecord
+from store.sqlite import Lease, LocalStore, StoreError
 from agent.sweep_config import run_values
 
 DEFAULT_MAX_FAILURES = 3

@@ -21,7 +21,7 @@ from rich.console import Console
 from agent.controller import Controller
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES
 from agent.display import AgentDisplay
-from agent.store import LocalStore
+from store.sqlite import LocalStore
 from agent.worker import Agent, AgentOptions, AgentReport, StopFlag, TrainFn, install_signal_handlers, load_train_fn
 
 
@@ -149,7 +149,7 @@ def spawn_workers(gpus: Sequence[str], worker_args: Sequence[str], home: Path | 
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)
         if home is not None:
             env["SWEEP_HOME"] = str(home)
-        args = [sys.executable, "-m", "agent.cli", "agent", *worker_args, "--label", f"gpu{gpu}", "--plain"]
+        args = [sys.executable, "-m", "cli.main", "agent", *worker_args, "--label", f"gpu{gpu}", "--plain"]
         children.append(subprocess.Popen(args, env=env))
 
     def forward(signum: int, _frame: Any) -> None:

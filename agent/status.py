@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.controller import best_value
-from agent.records import BROKEN_STATES, RunRecord
-from agent.store import LocalStore
+from store.records import BROKEN_STATES, RunRecord
+from store.sqlite import LocalStore
 from agent.sweep_config import grid_size
 
 STATE_ORDER = ("running", "pending", "preempted", "crashed", "failed", "killed", "finished")

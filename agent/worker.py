@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from agent.controller import CANCELLED, Claim, Controller, Idle
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
 from agent.engine import sweep_engine
-from agent.store import Lease, LeaseLost
+from store.sqlite import Lease, LeaseLost
 from agent.wandb_run import WandbRun
 
 MAX_REASON_CHARS = 500

@@ -85,7 +85,7 @@ def percentile_ms(values: list[float], q: float) -> float:
 
 
 def run(agents: int, points: int, epochs: int, work_ms: float, home: Path) -> dict[str, Any]:
-    from agent.store import LocalStore
+    from store.sqlite import LocalStore
     from agent.sweep_config import validate_sweep
 
     spec = validate_sweep(grid_config(points, epochs), source="bench")
@@ -99,7 +99,7 @@ def run(agents: int, points: int, epochs: int, work_ms: float, home: Path) -> di
     def start(i: int) -> subprocess.Popen:
         # stderr goes to a file: a pipe nobody reads while we wait could fill and hang the child.
         with logs[i].open("wb") as err:
-            return subprocess.Popen([sys.executable, "-m", "agent.cli", "agent", sweep.id, "--plain",
+            return subprocess.Popen([sys.executable, "-m", "cli.main", "agent", sweep.id, "--plain",
                                      "--label", f"a{i}", "--train-fn", "bench.claims:instant_train",
                                      "--stats-out", str(stats[i])], env=env, stdout=subprocess.DEVNULL, stderr=err)
 

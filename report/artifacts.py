@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from agent.records import RunRecord
+from store.records import RunRecord
 from report.errors import ReportError
 from report.render import Unavailable
 from train.loop import PREDICTIONS_NAME, SAMPLES_NAME

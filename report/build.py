@@ -14,7 +14,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from agent.records import RunSource
+from store.records import RunSource
 from report import run_figures, sweep_figures
 from report.html import render_html
 from report.markdown import render_markdown

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from agent.records import RunRecord
+from store.records import RunRecord
 from report.artifacts import augmented_samples, confusion_counts
 from report.render import Unavailable, new_figure
 

@@ -17,7 +17,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from sweeps import SweepRun
 
-from agent.records import BROKEN_STATES, RunRecord, SweepRecord
+from store.records import BROKEN_STATES, RunRecord, SweepRecord
 from report.errors import ReportError
 from train.config import METRIC_GOALS
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.records import RunRecord, RunSource, SweepRecord
-from agent.store import LocalStore, StoreError
+from store.records import RunRecord, RunSource, SweepRecord
+from store.sqlite import LocalStore, StoreError
 from report.errors import ReportError
 from report.wandb_source import WandbSource
 

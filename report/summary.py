@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from agent.records import RunRecord, SweepRecord
+from store.records import RunRecord, SweepRecord
 from report.importance import parameter_influence
 from report.model import RunRow, SweepReport
 from report.parameters import parameter_value, swept_parameters

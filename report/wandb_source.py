@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agent.records import RunRecord, SweepRecord
+from store.records import RunRecord, SweepRecord
 from report.errors import ReportError
 from train.config import EPOCH_METRICS
 from train.loop import PREDICTIONS_NAME, SAMPLES_NAME

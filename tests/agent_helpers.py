@@ -30,7 +30,7 @@ def tiny_sweep(folder: Path, values: dict[str, list[Any]], epochs: int = 2, **ex
 
 
 def cli(*args: str) -> Any:
-    from agent.cli import app
+    from cli.main import app
 
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
@@ -67,7 +67,7 @@ class AgentProcess:
         self.log = home.parent / f"agent-{AgentProcess.count}"
         self.out, self.err = self.log.with_suffix(".out"), self.log.with_suffix(".err")
         with self.out.open("w") as out, self.err.open("w") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "agent.cli", "agent", sweep_id, "--plain", *args],
+            self.process = subprocess.Popen([sys.executable, "-m", "cli.main", "agent", sweep_id, "--plain", *args],
                                             env=agent_env(home, **env), cwd=home.parent, stdout=out, stderr=err)
         self.pid = self.process.pid
 

@@ -115,7 +115,7 @@ class MemorySource:
 
 def report_records(trained: list[dict], sweep_id: str = "swp1", extra_states: bool = True):
     """A SweepRecord and RunRecords built from really trained runs; optionally a running and a failed run too."""
-    from agent.records import RunRecord, SweepRecord
+    from store.records import RunRecord, SweepRecord
 
     sweep = SweepRecord(id=sweep_id, state="running" if extra_states else "finished", config=REPORT_SWEEP_CONFIG,
                         created_at=1000.0)

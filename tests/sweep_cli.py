@@ -15,7 +15,7 @@ import click
 import pytest
 import typer
 
-from agent.cli import app
+from cli.main import app
 
 # The console script that `pip install` made beside this interpreter.
 SWEEP = Path(sys.executable).with_name("sweep")
@@ -28,7 +28,7 @@ def group() -> click.Group:
 def require_command(name: str) -> None:
     """Skip while a subcommand the tests need is not on the CLI yet (it is being built)."""
     if name not in group().commands:
-        pytest.skip(f"`sweep {name}` is not registered in agent.cli yet")
+        pytest.skip(f"`sweep {name}` is not registered in cli.main yet")
 
 
 def parse(argv: list[str]) -> tuple[str, dict]:

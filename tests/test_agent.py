@@ -11,7 +11,7 @@ from agent_helpers import ROOT, cli, created_id, start_agent, status, tiny_sweep
 from wandb_offline import offline_runs, read_run
 
 from agent.launch import GpuListError, parse_gpus
-from agent.store import LocalStore
+from store.sqlite import LocalStore
 
 
 @pytest.fixture(autouse=True)
@@ -161,7 +161,7 @@ def test_agent_that_loses_its_lease_stops_without_writing_a_checkpoint(tmp_path:
     import time
 
     from agent.controller import Controller
-    from agent.store import LeaseLost
+    from store.sqlite import LeaseLost
     from agent.sweep_config import load_sweep_file
     from agent.worker import Agent, AgentOptions, StopFlag
 

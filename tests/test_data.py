@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from agent.cli import app
+from cli.main import app
 from data.augment import apply_flip, cutout, flip_mask, normalize, random_crop
 from data.cifar import DataError, load_cifar10, split_train_val
 from data.loader import AugmentSpec, DeviceLoader, seeded_generator

@@ -104,7 +104,7 @@ def test_entrypoint_and_default_command():
     assert json.loads(instruction("ENTRYPOINT")[0]) == ["sweep"]
     assert json.loads(instruction("CMD")[0]) == ["agent"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["sweep"] == "agent.cli:app"
+    assert scripts["sweep"] == "cli.main:app"
 
 
 def test_runs_as_a_non_root_user_owning_the_data_and_store_volumes():
@@ -216,7 +216,7 @@ def test_compose_refuses_to_start_without_a_sweep_id():
 def test_compose_data_step_runs_outside_docker(tiny_data_dir):
     data = compose(SWEEP_ID="a1b2c3d4")["services"]["data"]
     assert "entrypoint" not in data and data["command"] == ["data"]  # the image's `sweep data`
-    result = run([sys.executable, "-m", "agent.cli", *data["command"], "--json"], cwd=ROOT,
+    result = run([sys.executable, "-m", "cli.main", *data["command"], "--json"], cwd=ROOT,
                  env=clean_env(SWEEP_DATA_DIR=str(tiny_data_dir)))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["source"] == str(tiny_data_dir / "cifar-10-batches-py")

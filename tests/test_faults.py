@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from agent_helpers import ROOT, AgentProcess, cli, created_id, start_agent, tiny_sweep
 
-from agent.store import LocalStore
+from store.sqlite import LocalStore
 
 EPOCHS = 4  # long enough to stop a run in the middle, short enough for a fast suite
 

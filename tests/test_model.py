@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from agent.cli import app
+from cli.main import app
 from model.fast import FastNet
 from model.registry import PARAMETER_CAP, REGISTRY, BudgetError, build_model, check_budget, parameter_count
 from train.config import ConfigError, TrainConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.records import RunRecord, SweepRecord
+from store.records import RunRecord, SweepRecord
 from report.errors import ReportError
 from report.select import Metric, best_finished_run, rank_runs, run_score, sweep_metric
 

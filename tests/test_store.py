@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent.controller import Claim, Controller, Idle
-from agent.records import RunSource
-from agent.store import LeaseLost, LocalStore, SweepNotFound
+from store.records import RunSource
+from store.sqlite import LeaseLost, LocalStore, SweepNotFound
 from agent.sweep_config import load_sweep_file, validate_sweep
 
 ROOT = Path(__file__).resolve().parents[1]

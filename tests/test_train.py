@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from agent.cli import app
+from cli.main import app
 from data.cifar import load_cifar10
 from train import EPOCH_METRICS, ConfigError, TrainConfig, train
 from train.loop import CHECKPOINT_NAME, PREDICTIONS_NAME, SAMPLES_NAME, CheckpointMismatch

@@ -21,7 +21,7 @@ from agent_helpers import ROOT, cli, tiny_sweep
 from wandb_offline import offline_runs, read_run
 
 from agent.engine import sweep_engine
-from agent.store import LocalStore
+from store.sqlite import LocalStore
 from agent.sweep_config import load_sweep_file
 
 

@@ -15,7 +15,7 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def report_command(
+def report(
     sweep_id: Annotated[str, typer.Argument(
         metavar="ID", help="Sweep id from `sweep create`; entity/project/id reads the sweep from W&B.")],
     out: Annotated[Optional[Path], typer.Option(

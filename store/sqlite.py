@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.records import RunRecord, RunState, SweepRecord, SweepState
+from store.records import RunRecord, RunState, SweepRecord, SweepState
 
 HOME_ENV = "SWEEP_HOME"
 DEFAULT_HOME = ".sweep"

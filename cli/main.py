@@ -1,0 +1,28 @@
+"""The `sweep` command line: one typer app; each command lives in the module named for its topic."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import report, sweeps, training
+
+app = typer.Typer(help="Find the best CIFAR-10 classifier under a 5M-parameter budget, with W&B-style sweeps.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+app.command()(sweeps.create)
+app.command()(sweeps.agent)
+app.command("ls")(sweeps.list_command)
+app.command()(sweeps.status)
+app.command()(sweeps.stop)
+app.command()(report.report)
+app.command()(training.models)
+app.command()(training.data)
+app.command("train")(training.train_command)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

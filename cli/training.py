@@ -1,0 +1,138 @@
+"""`sweep models`, `sweep data`, `sweep train`: the networks, the data and one run outside any sweep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.common import DataDirOption, cli_errors, console
+
+if TYPE_CHECKING:  # imported lazily at run time: `sweep --help` should not wait for torch
+    from train import TrainConfig, TrainResult
+
+
+def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """List the registered networks with their trainable-parameter counts."""
+    from model.registry import PARAMETER_CAP, REGISTRY, parameter_count
+
+    rows = [{"name": s.name, "params": parameter_count(s.name), "description": s.description}
+            for s in REGISTRY.values()]
+    if as_json:
+        print(json.dumps({"max_params": PARAMETER_CAP, "models": rows}, indent=2))
+        return
+    table = Table(title=f"Networks (budget {PARAMETER_CAP:,} trainable parameters)")
+    table.add_column("model")
+    table.add_column("parameters", justify="right")
+    table.add_column("of budget", justify="right")
+    table.add_column("description")
+    for row in rows:
+        table.add_row(row["name"], f"{row['params']:,}", f"{row['params'] / PARAMETER_CAP:.1%}", row["description"])
+    console.print(table)
+
+
+def data(data_dir: DataDirOption = None,
+         as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """Check CIFAR-10 (downloading it when absent) and say where it is; agents can then start at once."""
+    from data.cifar import load_cifar10
+
+    with cli_errors():
+        dataset = load_cifar10(data_dir)
+    facts = {"source": str(dataset.source), "train_images": len(dataset.train_labels),
+             "test_images": len(dataset.test_labels), "classes": list(dataset.classes)}
+    if as_json:
+        print(json.dumps(facts))
+        return
+    console.print(f"CIFAR-10 at {facts['source']}: {facts['train_images']:,} training and "
+                  f"{facts['test_images']:,} test images, {len(facts['classes'])} classes", highlight=False,
+                  soft_wrap=True)
+
+
+
+def train_command(
+    model: Annotated[Optional[str], typer.Option(help="Network from `sweep models` (default: fast).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Epochs (default: the model's recipe).")] = None,
+    data_dir: DataDirOption = None,
+    overrides: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Any training setting as KEY=VALUE, repeatable (e.g. --set lr=0.05 --set val_size=0).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Write the full result as JSON here.")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(
+        help="Keep a checkpoint here after every epoch and resume from it if present.")] = None,
+    show_config: Annotated[bool, typer.Option(
+        "--show-config", help="Print every setting this run would use (recipe + overrides) and exit.")] = False,
+) -> None:
+    """Train one network outside any sweep, then print a summary.
+
+    Settings not given come from the model's recipe (`--show-config` lists them all).
+    """
+    from train import TrainConfig, train
+    from train.overrides import parse_overrides
+
+    with cli_errors():
+        values = parse_overrides(overrides or [])
+        if model is not None:
+            values["model"] = model
+        if epochs is not None:
+            values["epochs"] = epochs
+        config = TrainConfig.resolve(values)
+        if show_config:
+            console.print(config_table(config))
+            return
+        from data.cifar import load_cifar10
+
+        data = load_cifar10(data_dir)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task(f"training {config.model} (steps)", total=None, status="")
+
+            def show_step(step: int, total: int) -> None:
+                progress.update(task, total=total, completed=step)
+
+            def show_epoch(event) -> None:
+                m = event.metrics
+                val = f"val {m.val_acc:.2%}" if m.val_acc is not None else "no validation"
+                progress.update(task, status=f"epoch {m.epoch}/{event.epochs}  loss {m.train_loss:.3f}  {val}  "
+                                             f"{m.images_per_second:,.0f} img/s")
+
+            result = train(config, [show_epoch], data=data, run_dir=run_dir, on_step=show_step)
+
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(result.model_dump_json(indent=2))
+    console.print(summary_table(result))
+
+
+def config_table(config: TrainConfig) -> Table:
+    table = Table(title=f"Settings for {config.model}")
+    table.add_column("key")
+    table.add_column("value")
+    table.add_column("meaning")
+    for name, field in type(config).model_fields.items():
+        table.add_row(name, repr(getattr(config, name)), field.description or "")
+    return table
+
+
+def summary_table(result: TrainResult) -> Table:
+    final = result.final
+    table = Table(title=f"{result.model}: {result.status}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("parameters", f"{result.params:,}"),
+        ("epochs", f"{len(result.history)}"),
+        ("device / precision", f"{result.device} / {result.precision}"),
+        ("train time", f"{result.train_seconds:.1f} s"),
+        ("wall time", f"{result.total_seconds:.1f} s"),
+        ("images/s", f"{final.images_per_second:,.0f}" if final else "-"),
+        ("val accuracy", f"{final.val_acc:.2%}" if final and final.val_acc is not None else "-"),
+        ("test accuracy", f"{result.test_acc:.2%}" if result.test_acc is not None else "-"),
+        ("test accuracy (TTA)", f"{result.test_acc_tta:.2%}" if result.test_acc_tta is not None else "-"),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
