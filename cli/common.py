@@ -18,7 +18,11 @@ DataDirOption = Annotated[Optional[Path], typer.Option(
     help="Folder holding cifar-10-batches-py/ (or that folder itself); downloaded there if absent.")]
 
 HomeOption = Annotated[Optional[Path], typer.Option(
-    "--home", envvar="SWEEP_HOME", help="Store folder: sweep.db and run artifacts (default ./.sweep).")]
+    "--home", envvar="SWEEP_HOME", help="Local folder: the embedded store (sweep.db) and, unless "
+                                        "SWEEP_ARTIFACTS says otherwise, run artifacts (default ./.sweep).")]
+StoreOption = Annotated[Optional[str], typer.Option(
+    "--store", envvar="SWEEP_STORE", help="Store URL: a path or sqlite:///path/sweep.db (the embedded "
+                                          "default, under --home), or postgresql://user@host:port/db.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -43,3 +47,10 @@ def cli_errors() -> Iterator[None]:
         errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
+
+
+def open_store_for(store_url: str | None, home: Path | None, create: bool = False):
+    """The store a command's --store/--home name; every command opens it through here."""
+    from store.open import open_store
+
+    return open_store(store_url, home=home, create=create)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
-from cli.common import DataDirOption, HomeOption, JsonOption, cli_errors, console, errors
+from cli.common import DataDirOption, HomeOption, JsonOption, StoreOption, cli_errors, console, errors, open_store_for
 
 if TYPE_CHECKING:
     from agent.status import SweepStatus
