@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import report, sweeps, training
+from cli import report, sweeps, training, winner
 
 app = typer.Typer(help="Find the best CIFAR-10 classifier under a 5M-parameter budget, with W&B-style sweeps.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -18,6 +18,8 @@ app.command()(report.report)
 app.command()(training.models)
 app.command()(training.data)
 app.command("train")(training.train_command)
+app.command()(winner.export)
+app.command()(winner.predict)
 
 
 def main() -> None:
