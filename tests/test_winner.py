@@ -22,7 +22,7 @@ from PIL import Image
 
 from data.cifar import load_cifar10
 from store.records import metric_of, rank_runs
-from store.sqlite import LocalStore
+from store.open import open_store
 from train import TrainConfig, train
 from train.evaluate import predict
 from winner.export import METADATA_FILE, export_model
@@ -231,7 +231,7 @@ def test_train_from_a_run_and_from_a_sweep_uses_that_config_plus_set(tmp_path, t
     sweep_id = created_id(tiny_sweep(tmp_path, {"lr": [0.02, 0.3]}), home)
     ran = cli("agent", sweep_id, "--data-dir", str(tiny_data_dir), "--home", str(home))
     assert ran.exit_code == 0, ran.stderr
-    store = LocalStore(home)
+    store = open_store(home=home)
     sweep, runs = store.get_sweep(sweep_id), store.list_runs(sweep_id)
     best = rank_runs(runs, *metric_of(sweep))[0][0]
     other = next(run for run in runs if run.id != best.id)

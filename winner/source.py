@@ -77,17 +77,7 @@ def run_checkpoint(store: Store, run: RunRecord) -> Path:
     if run.checkpoint:
         path = Path(run.checkpoint)
         return path if path.is_absolute() else Path(store.artifacts) / path
-    folder = _run_folder(store, run)
-    if folder is None:
-        raise WinnerError(f"run {run.id} has no artifact folder, so no checkpoint")
-    return folder / CHECKPOINT_NAME
-
-
-def _run_folder(store: Store, run: RunRecord) -> Path | None:
-    run_path = getattr(store, "run_path", None)  # stores before the SQL backends had only `run.run_dir`
-    if run_path is not None:
-        return Path(run_path(run))
-    return Path(run.run_dir) if run.run_dir else None
+    return Path(store.run_path(run)) / CHECKPOINT_NAME
 
 
 def source_from_run(store: Store, run: RunRecord, origin: Origin) -> ModelSource:
