@@ -135,7 +135,6 @@ def export_model(source: ModelSource, fmt: str | None, out: Path, tta: int | Non
             exporter, diff = _write_onnx(classifier, metadata, tmp_model)
         else:
             exporter, diff = _write_torchscript(classifier, metadata, tmp_model)
-        metadata["exporter"] = exporter
         tmp_sidecar.write_text(json.dumps(metadata, indent=2) + "\n")
         os.replace(tmp_model, out)
         os.replace(tmp_sidecar, sidecar)
@@ -174,6 +173,7 @@ def _check(expected: torch.Tensor, actual: np.ndarray, path: Path, what: str) ->
 
 def _write_torchscript(classifier: ImageClassifier, metadata: dict[str, Any], path: Path) -> tuple[str, float]:
     example = check_images()
+    metadata["exporter"] = "torch.jit.trace"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on constants: the images' size is fixed by design
         traced = torch.jit.trace(classifier, example)
@@ -183,7 +183,7 @@ def _write_torchscript(classifier: ImageClassifier, metadata: dict[str, Any], pa
     loaded = torch.jit.load(str(path), map_location="cpu")
     with torch.no_grad():
         actual = torch.cat([loaded(example[:1]), loaded(example[1:])]).numpy()
-    return "torch.jit.trace", _check(expected, actual, path, "the TorchScript file")
+    return metadata["exporter"], _check(expected, actual, path, "the TorchScript file")
 
 
 def _write_onnx(classifier: ImageClassifier, metadata: dict[str, Any], path: Path) -> tuple[str, float]:
@@ -192,6 +192,7 @@ def _write_onnx(classifier: ImageClassifier, metadata: dict[str, Any], path: Pat
 
     example = check_images()
     proto, exporter = _onnx_proto(classifier, example)
+    metadata["exporter"] = exporter
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
