@@ -69,6 +69,7 @@ class Trial:
         import wandb
 
         from train import TrainConfig
+        from agent.wandb_hooks import TrialHooks
 
         self.outcome, self.detail = None, None
         run = wandb.init(settings=quiet_settings())  # project, run id and config come from W&B's agent
@@ -77,16 +78,10 @@ class Trial:
         values = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
         run_dir = self.runs_root / (run.sweep_id or "no-sweep") / run.id
 
-        def report_epoch(event: Any) -> None:
-            event.metrics.check_finite()
-            metrics = event.metrics.model_dump()
-            logger.log_epoch(metrics)
-            self.events.epoch(run.id, metrics, event.epochs)
-
         try:
             config = TrainConfig.resolve(values)
-            result = self.train_fn(config, [report_epoch], data=self.data, run_dir=run_dir, device=self.device,
-                                   should_stop=self.stop.is_set)
+            hooks = TrialHooks(logger, self.events, run.id, run_dir, self.stop)
+            result = self.train_fn(config, hooks, data=self.data, run_dir=run_dir, device=self.device)
         except Exception as error:
             self.outcome, self.detail = "failed", one_line_reason(error)
             logger.write_summary("failed", None, self.detail)

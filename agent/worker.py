@@ -42,8 +42,8 @@ class TrainFnError(ValueError):
 class TrainFn(Protocol):
     """`train.train`'s signature; a replacement (tests, benchmarks) may set `needs_data = False`."""
 
-    def __call__(self, config: Any, callbacks: Any = (), *, data: Any = None, run_dir: Any = None,
-                 device: Any = None, should_stop: Callable[[], bool] | None = None) -> Any: ...
+    def __call__(self, config: Any, hooks: Any = None, *, data: Any = None, run_dir: Any = None,
+                 resume_from: Any = None, device: Any = None) -> Any: ...
 
 
 class AgentOptions(BaseModel):
@@ -193,7 +193,7 @@ class Agent:
     def _train(self, claim: Claim, sweep_config: dict[str, Any],
                last_run_ended: float | None) -> tuple[str, str | None]:
         """One attempt at one run; returns the state it was left in and why."""
-        from train import TrainConfig
+        from train import TrainConfig, TrainHooks, list_checkpoints, prune_checkpoints
 
         lease = claim.lease
         self.events.claimed(claim)
@@ -207,6 +207,8 @@ class Agent:
             metrics = event.metrics.model_dump()
             try:
                 reason = self.controller.report_epoch(lease, metrics)
+                if event.checkpoint is not None:  # the store took the epoch: only the newest two are needed
+                    prune_checkpoints(event.checkpoint.parent, keep=list_checkpoints(event.checkpoint.parent)[:2])
             except LeaseLost:
                 keeper.lost = True
                 reason = "lease lost"
@@ -225,14 +227,21 @@ class Agent:
                 raise LeaseLost(LOST)
             return self.stop.is_set() or keeper.stop_requested == CANCELLED
 
+        class Hooks(TrainHooks):
+            def on_epoch(self, event: Any) -> None:
+                report_epoch(event)
+
+            def should_stop(self) -> bool:
+                return should_stop()
+
         error: Exception | None = None
         try:
             config = TrainConfig.resolve(claim.config)
             wandb_run = self._start_wandb(claim, sweep_config)
             if last_run_ended is not None:
                 self.report.idle_seconds.append(time.perf_counter() - last_run_ended)
-            result = self.train_fn(config, [report_epoch], data=self.data, run_dir=claim.run_dir,
-                                   device=self.options.device, should_stop=should_stop)
+            result = self.train_fn(config, Hooks(), data=self.data, run_dir=claim.run_dir,
+                                   device=self.options.device)
         except Exception as raised:  # any failure of one run is that run's, not the agent's
             error = raised
         keeper.end()

@@ -30,11 +30,13 @@ import numpy as np
 WORK_MS_ENV = "BENCH_WORK_MS"
 
 
-def instant_train(config: Any, callbacks: Any = (), *, data: Any = None, run_dir: Any = None, device: Any = None,
-                  should_stop: Any = None) -> Any:
+def instant_train(config: Any, hooks: Any = None, *, data: Any = None, run_dir: Any = None,
+                  resume_from: Any = None, device: Any = None) -> Any:
     """Stands in for train.train: sleeps instead of training, reports one made-up epoch at a time."""
-    from train.loop import EpochEnd
+    from train import EpochEnd, TrainHooks
     from train.result import EpochMetrics, TrainResult
+
+    hooks = hooks or TrainHooks()
 
     work_s = float(os.environ.get(WORK_MS_ENV, "20")) / 1000
     epochs = math.ceil(config.epochs)
@@ -42,7 +44,7 @@ def instant_train(config: Any, callbacks: Any = (), *, data: Any = None, run_dir
     stop_reason = None
     for epoch in range(1, epochs + 1):
         time.sleep(work_s)
-        if should_stop is not None and should_stop():
+        if hooks.should_stop():
             stop_reason = "preempted"
             break
         score = 0.5 + 0.1 * math.sin(config.lr * 100 + config.seed) + 0.01 * epoch
@@ -50,8 +52,7 @@ def instant_train(config: Any, callbacks: Any = (), *, data: Any = None, run_dir
                                val_acc=score, lr=config.lr, epoch_seconds=work_s, images_per_second=1.0)
         history.append(metrics)
         event = EpochEnd(metrics, epochs, None)
-        for callback in callbacks:
-            callback(event)
+        hooks.on_epoch(event)
         if event.stop_reason:
             stop_reason = event.stop_reason
             break
