@@ -28,6 +28,7 @@ class RunStatus(BaseModel):
 
 class SweepStatus(BaseModel):
     id: str
+    name: str | None = None  # the sweep file's `name`, shown literally
     state: str
     state_reason: str | None
     backend: str
@@ -70,7 +71,8 @@ def sweep_status(store: LocalStore, sweep_id: str) -> SweepStatus:
     counts = Counter(r.state for r in runs)
     scored = [r for r in runs if r.best_metric is not None and r.state not in BROKEN_STATES]
     best = (max if goal != "minimize" else min)(scored, key=lambda r: r.best_metric) if scored else None
-    return SweepStatus(id=sweep.id, state=sweep.state, state_reason=store.sweep_state_reason(sweep_id),
+    return SweepStatus(id=sweep.id, name=sweep.config.get("name"), state=sweep.state,
+                       state_reason=store.sweep_state_reason(sweep_id),
                        backend=sweep.backend, method=sweep.config.get("method", "?"), metric=metric,
                        total_configs=grid_size(sweep.config),
                        counts={s: counts[s] for s in STATE_ORDER if counts[s]},

@@ -33,11 +33,14 @@ def create(
     home: HomeOption = None,
 ) -> None:
     """Validate a sweep file and register it; prints the sweep id and the agent command."""
-    from store.sqlite import LocalStore
     from agent.sweep_config import load_sweep_file
 
     with cli_errors():
-        spec = load_sweep_file(file)  # before the store is opened: a bad file leaves it untouched
+        spec = load_sweep_file(file)  # before the store is opened (or imported): a bad file costs little
+        from store.sqlite import LocalStore
+
+        for warning in spec.warnings:
+            errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
         if backend is Backend.wandb:
             from agent.wandb_backend import create_wandb_sweep
 
@@ -114,8 +117,8 @@ def list_command(as_json: JsonOption = False, home: HomeOption = None) -> None:
         table.add_column(column, justify="right" if column in ("runs", "finished", "best") else "left")
     for item in listings:
         best = f"{item.metric} {item.best_metric:.4f}" if item.best_metric is not None else "-"
-        table.add_row(item.id, item.name or "-", item.backend, item.method, item.state, str(item.runs),
-                      str(item.finished), best)
+        table.add_row(item.id, escape(str(item.name or "-")), item.backend, item.method, item.state,
+                      str(item.runs), str(item.finished), best)
     console.print(table)
 
 
@@ -142,7 +145,9 @@ def stop(
     from store.sqlite import LocalStore
 
     with cli_errors():
-        record = Controller(LocalStore(home)).stop_sweep(sweep_id, cancel=cancel)
+        store = LocalStore(home)
+        store.get_sweep(sweep_id)  # read-only first: an unknown id must not create a store
+        record = Controller(store).stop_sweep(sweep_id, cancel=cancel)
     tail = "running runs will be stopped at their next step" if cancel else "running runs will finish"
     console.print(f"sweep {record.id} is {record.state}: no new runs; {tail}", highlight=False)
 
@@ -154,7 +159,8 @@ def status_table(result: SweepStatus) -> Table:
     name = metric.get("name", "metric")
     size = f"/{result.total_configs}" if result.total_configs else ""
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items()) or "no runs yet"
-    title = (f"sweep {result.id}: {result.state}" + (f" ({result.state_reason})" if result.state_reason else "")
+    named = f" {escape(result.name)}" if result.name else ""
+    title = (f"sweep {result.id}{named}: {result.state}" + (f" ({result.state_reason})" if result.state_reason else "")
              + f"\n{result.method}, {len(result.runs)}{size} runs: {counts}")
     if result.best_run:
         title += f"\nbest {name} {result.best_metric:.4f} (run {result.best_run})"
