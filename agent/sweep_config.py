@@ -37,6 +37,9 @@ UNBOUNDED = ("normal", "q_normal", "log_normal", "q_log_normal")
 # Quantiles probed on distributions: the ends and the middle of what the engine can emit. Not 0 itself:
 # scipy's randint.ppf(0) is min - 1, a value W&B's sampling never draws.
 PROBE_QUANTILES = (1e-9, 0.01, 0.5, 0.99, 1.0)
+# Below this chance of an invalid draw (1 run in a billion) a warning would be noise; such a draw is still
+# recorded as a failed run if it ever comes.
+NEGLIGIBLE_CHANCE = 1e-9
 
 __all__ = ["SweepConfigError", "SweepSpec", "candidate_values", "grid_size", "invalid_draw_reason",
            "load_sweep_file", "plain", "run_values", "validate_sweep"]
@@ -267,7 +270,7 @@ def _tail_warning(name: str, spec: dict[str, Any], source: str) -> str | None:
         raise SweepConfigError(f"{source}: parameter {name}: {_describe(spec)} draws non-finite values")
     _check_field(name, median, source)  # the type, and the middle of the distribution
     chance = invalid_draw_chance(name, spec)
-    if chance <= 0:
+    if chance < NEGLIGIBLE_CHANCE:
         return None
     if chance >= 0.5:
         raise SweepConfigError(f"{source}: parameter {name}: {_describe(spec)} draws a value outside "

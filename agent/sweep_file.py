@@ -99,6 +99,9 @@ def precheck(raw: Any, source: str) -> dict[str, Any]:
     config = coerce_numbers(copy.deepcopy(raw))
     _check_plain(config, source)  # after coercion: '1e999' and 'nan' become numbers only there
     parameters = config.get("parameters")
+    if "parameters" in config and parameters is None:
+        raise SweepConfigError(f"{source}: parameters: empty; list what the sweep varies, such as "
+                               f"`lr: {{values: [0.1, 0.01]}}`")
     if parameters is not None and not isinstance(parameters, dict):
         raise SweepConfigError(f"{source}: parameters: expected a mapping of names to specs, such as "
                                f"`lr: {{values: [0.1, 0.01]}}`, found {_kind(parameters)}")
@@ -150,8 +153,8 @@ def check_grid_bound(parameters: dict[str, Any], source: str) -> None:
     counts = {name: point_count(spec) for name, spec in parameters.items() if isinstance(spec, dict)}
     total = math.prod(n for n in counts.values() if n is not None)
     if total > MAX_GRID_POINTS:
-        factors = " x ".join(f"{n:,} {name}" for name, n in counts.items() if n is not None and n > 1)
-        raise SweepConfigError(f"{source}: the grid has {total:,} points ({factors}), over the limit of "
+        factors = " x ".join(f"{_count(n)} {name}" for name, n in counts.items() if n is not None and n > 1)
+        raise SweepConfigError(f"{source}: the grid has {_count(total)} points ({factors}), over the limit of "
                                f"{MAX_GRID_POINTS:,}; sample it with `method: random` and a `run_cap`, "
                                f"or list fewer values")
 
@@ -270,6 +273,10 @@ def _show(value: Any) -> str:
 def _kind(value: Any) -> str:
     return {list: "a list", dict: "a mapping", str: "text", type(None): "nothing"}.get(type(value),
                                                                                       type(value).__name__)
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"about {float(n):.1e}"
 
 
 def _mib(size: int) -> str:

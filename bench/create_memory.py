@@ -96,6 +96,11 @@ INPUTS: list[tuple[str, Callable[[Path], Any], str]] = [
      "lr min 0.5 > max 0.01 (schema error, once)"),
     ("normal_weight_decay", lambda p: p.write_text(NORMAL_WD), "weight_decay ~ normal(5e-4, 1e-4): warned, created"),
     ("good_grid", lambda p: p.write_text(GOOD_GRID), "a good 6-point grid (reference)"),
+    ("grid_1e5", lambda p: p.write_text(grid_text(["lr", "momentum", "grad_clip", "label_smoothing", "warmup"])),
+     "5 parameters x 10 values: 100,000 points, the largest grid accepted"),
+    ("values_99k", lambda p: p.write_text("method: random\nparameters:\n  lr:\n    values: ["
+                                          + ", ".join(f"{0.001 + i * 1e-6:.6f}" for i in range(99_990)) + "]\n"),
+     "random over a 99,990-value list (~1 MB, just under the node bound)"),
 ]
 
 

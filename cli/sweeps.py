@@ -50,7 +50,7 @@ def create(
             record = LocalStore(home).create_sweep(spec.config)
     if as_json:
         print(json.dumps({"id": record.id, "backend": record.backend, "method": spec.method,
-                          "total_configs": spec.grid_size}))
+                          "total_configs": spec.grid_size, "warnings": spec.warnings}))
         return
     size = f"{spec.grid_size} runs" if spec.grid_size is not None else (
         f"up to {spec.config['run_cap']} runs" if "run_cap" in spec.config else "runs until stopped")

@@ -208,6 +208,14 @@ def test_the_node_bound_counts_expanded_aliases(tmp_path: Path) -> None:
         parse_yaml(text, "over.yaml")
 
 
+def test_nesting_is_bounded_before_python_recursion_is() -> None:
+    from agent.sweep_file import MAX_YAML_DEPTH, parse_yaml
+
+    assert parse_yaml("x: " + "[" * 30 + "]" * 30, "ok.yaml") is not None  # 31 levels with the mapping
+    with pytest.raises(SweepConfigError, match=rf"s\.yaml: nested deeper than {MAX_YAML_DEPTH} levels at line 1"):
+        parse_yaml("x: " + "[" * 40 + "]" * 40, "s.yaml")
+
+
 def test_yaml_that_is_not_plain_data_is_refused_naming_the_key(tmp_path: Path) -> None:
     from agent.sweep_file import parse_yaml, precheck
 
