@@ -33,7 +33,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 KNOWN_ERRORS = (("data.cifar", "DataError"), ("model.registry", "BudgetError"),
                 ("model.registry", "UnknownModelError"), ("train.config", "ConfigError"),
                 ("train.loop", "CheckpointMismatch"), ("agent.launch", "GpuListError"),
-                ("store.sqlite", "StoreError"), ("agent.sweep_file", "SweepConfigError"),
+                ("store.errors", "StoreError"), ("agent.sweep_file", "SweepConfigError"),
                 ("agent.wandb_backend", "WandbBackendError"), ("agent.worker", "TrainFnError"),
                 ("builtins", "FloatingPointError"))
 
