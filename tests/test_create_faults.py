@@ -135,3 +135,30 @@ def test_stop_of_an_unknown_sweep_creates_no_store(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert str(home / "sweep.db") in result.stderr
     assert not (home / "sweep.db").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11: the worker or controller is to record a draw that "
+                                       "invalid_draw_reason refuses as failed, not retried, not a box fault")
+def test_an_invalid_draw_is_a_failed_run_that_neither_crashes_nor_stops_the_agent(tmp_path: Path) -> None:
+    from agent_helpers import TINY, created_id, start_agent, status
+
+    # weight_decay ~ normal(1e-4, 8e-4) is negative 45% of the time; 16 runs all valid would be a 7e-5 chance.
+    fixed = {k: {"value": v} for k, v in {**TINY, "epochs": 1}.items()}
+    path = tmp_path / "tail.yaml"
+    path.write_text(json.dumps({"method": "random", "run_cap": 16, "metric": {"name": "val_acc", "goal": "maximize"},
+                                "parameters": {**fixed, "weight_decay": {"distribution": "normal", "mu": 1e-4,
+                                                                         "sigma": 8e-4}}}))
+    home = tmp_path / "home"
+    sweep_id = created_id(path, home)
+    # The draw is refused before training starts, so the instant stand-in for training is enough here.
+    agent = start_agent(sweep_id, home, "--max-failures", "1", SWEEP_TRAIN_FN="bench.fake_train:instant_train")
+    assert agent.wait(timeout=900) == 0, agent.stderr()
+
+    runs = status(sweep_id, home)["runs"]
+    assert len(runs) == 16
+    invalid = [r for r in runs if r["config"]["weight_decay"] < 0]
+    assert invalid, "no negative draw in 16: rerun"
+    for run in invalid:
+        assert run["state"] == "failed" and run["attempts"] == 1
+        assert "invalid draw" in run["failure"] and "weight_decay" in run["failure"]
+    assert all(r["state"] == "finished" for r in runs if r["config"]["weight_decay"] >= 0)
