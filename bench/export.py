@@ -30,7 +30,7 @@ from PIL import Image
 from data.cifar import load_cifar10
 from winner.export import export_model
 from winner.predict import classify, load_predictor
-from winner.source import ModelSource, read_checkpoint, source_from_path
+from winner.source import ModelSource, folder_checkpoint, read_checkpoint, source_from_path
 
 FORMATS = {"torchscript": "pt", "onnx": "onnx"}
 
@@ -66,7 +66,7 @@ def write_pngs(folder: Path, images: np.ndarray, labels: np.ndarray, classes: li
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--run-dir", type=Path, help="a run folder holding checkpoint.pt (and result.json)")
+    where.add_argument("--run-dir", type=Path, help="a run folder: its newest checkpoint (and result.json)")
     where.add_argument("--checkpoint", type=Path, help="a checkpoint file")
     parser.add_argument("--result", type=Path, default=None,
                         help="the run's TrainResult JSON (default: result.json beside the checkpoint)")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here as well as to stdout")
     args = parser.parse_args(argv)
 
-    checkpoint = args.checkpoint or args.run_dir / "checkpoint.pt"
+    checkpoint = args.checkpoint or folder_checkpoint(args.run_dir)
     source = model_source(checkpoint, args.result)
     recorded = {"test_acc": source.summary.get("test_acc"), "test_acc_tta": source.summary.get("test_acc_tta")}
     if recorded["test_acc"] is None:

@@ -48,7 +48,7 @@ def export(
 
 def predict(
     model: Annotated[Path, typer.Argument(help="A file from `sweep export` (either format), a training "
-                                               "checkpoint, or a run folder holding checkpoint.pt.")],
+                                               "checkpoint, or a run folder (its newest checkpoint).")],
     images: Annotated[list[Path], typer.Argument(
         metavar="IMAGE_OR_FOLDER...", help="Image files (PNG, JPEG, any size); a folder means every file under it.")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 3,

@@ -24,8 +24,9 @@ from data.cifar import load_cifar10
 from store.records import metric_of, rank_runs
 from store.open import open_store
 from train import TrainConfig, train
+from train.checkpoint import read_checkpoint
 from train.evaluate import predict
-from winner.export import METADATA_FILE, export_model
+from winner.export import METADATA_FILE, ImageClassifier, export_model
 from winner.predict import load_predictor, predict_paths, read_image
 from winner.source import load_network, source_from_path
 
@@ -38,12 +39,11 @@ TINY = dict(model="fast", batch_size=32, val_size=40, epochs=4, tta=2, precision
 def trained(tmp_path_factory) -> dict:
     """One tiny run, trained for real, with its result.json beside its checkpoint (as `sweep train` writes)."""
     root = tmp_path_factory.mktemp("winner")
-    data_dir = write_tiny_cifar(root / "data")
+    data = load_cifar10(write_tiny_cifar(root / "data"), download=False)
     run_dir = root / "run"
-    result = train(TrainConfig.resolve(TINY), data_dir=data_dir, run_dir=run_dir)
+    result = train(TrainConfig.resolve(TINY), data=data, run_dir=run_dir)
     (run_dir / "result.json").write_text(result.model_dump_json())
-    return {"root": root, "data": load_cifar10(data_dir, download=False), "data_dir": data_dir,
-            "run_dir": run_dir, "result": result}
+    return {"root": root, "data": data, "run_dir": run_dir, "result": result}
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,37 @@ def test_both_formats_reproduce_the_checkpoint_evaluated_as_training_does(traine
         assert np.abs(probabilities - expected.numpy()).max() < 1e-5, fmt
         accuracy = float((probabilities.argmax(1) == labels.numpy()).mean())
         assert accuracy == pytest.approx(expected_acc, abs=1e-6), fmt
+
+
+def test_confident_tta_inside_the_model_matches_training_evaluation(trained):
+    """tta_confidence < 1: views only for unsure images, as train/evaluate.py does it, in traceable form."""
+    network, config = load_network(source_from_path(trained["run_dir"]))
+    images = trained["data"].test_images
+    logits = predict(network, images, batch_size=1000, dtype=torch.float32, channels_last=True,
+                     autocast=nullcontext, tta_level=2, tta_confidence=0.6)
+    plain = predict(network, images, batch_size=1000, dtype=torch.float32, channels_last=True,
+                    autocast=nullcontext, tta_level=0)
+    sure = plain.softmax(1).amax(1) >= 0.6
+    assert 0 < sure.sum() < len(images)  # both branches are exercised
+    classifier = ImageClassifier(network, 2, 0.6, channels_last=True).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(classifier, torch.from_numpy(nhwc(images[:4])))
+        for model in (classifier, traced):
+            probabilities = model(torch.from_numpy(nhwc(images)))
+            assert (probabilities - logits.softmax(1)).abs().max() < 1e-5
+
+
+def test_a_checkpoint_of_an_earlier_version_still_loads(trained, tmp_path):
+    """Run folders written before checksummed checkpoints hold one plain torch.save file, checkpoint.pt."""
+    payload = read_checkpoint(Path(trained["result"].checkpoint))
+    legacy = tmp_path / "old-run"
+    legacy.mkdir()
+    torch.save({"config": payload["config"], "model": payload["model"], "progress": payload["progress"]},
+               legacy / "checkpoint.pt")
+    images = nhwc(trained["data"].test_images)
+    old, new = load_predictor(legacy), load_predictor(trained["run_dir"])
+    assert old.info.kind == "checkpoint"
+    assert np.abs(old.probabilities(images) - new.probabilities(images)).max() == 0
 
 
 def test_onnxruntime_agrees_with_torch_on_the_same_uint8_images_at_any_batch_size(trained, exported):
@@ -213,9 +244,9 @@ def test_export_errors_leave_nothing_behind(trained, tmp_path):
     out = tmp_path / "out"
     bad_format = cli("export", str(trained["run_dir"]), "--out", str(out / "m.onnx"), "--format", "tflite")
     assert bad_format.exit_code == 2 and "--format 'tflite'" in bad_format.stderr
-    damaged = tmp_path / "damaged" / "checkpoint.pt"
+    damaged = tmp_path / "damaged" / "checkpoint-0004.pt"
     damaged.parent.mkdir()
-    damaged.write_bytes((trained["run_dir"] / "checkpoint.pt").read_bytes()[:5000])
+    damaged.write_bytes(Path(trained["result"].checkpoint).read_bytes()[:5000])
     result = cli("export", str(damaged), "--out", str(out / "m.pt"))
     assert result.exit_code == 2 and str(damaged) in result.stderr and result.stderr.count("\n") == 1
     assert not out.exists() or list(out.iterdir()) == []

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel
 from torch import nn
 
-from data.augment import CIFAR10_MEAN, CIFAR10_STD, normalize
+from data.normalization import CIFAR10_MEAN, CIFAR10_STD, normalize
 from model.layers import count_parameters
 from train.evaluate import tta_logits
 from winner.errors import WinnerError
@@ -48,17 +48,26 @@ TTA_VIEWS = {0: "the image only", 1: "the image and its mirror, averaged",
 class ImageClassifier(nn.Module):
     """uint8 RGB images (N, 32, 32, 3) -> class probabilities (N, classes), preprocessing inside."""
 
-    def __init__(self, network: nn.Module, tta: int, channels_last: bool = False):
+    def __init__(self, network: nn.Module, tta: int, tta_confidence: float = 1.0, channels_last: bool = False):
         super().__init__()
         self.network = network
         self.tta = tta
+        self.tta_confidence = tta_confidence
         self.channels_last = channels_last
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         batch = normalize(images.permute(0, 3, 1, 2))  # the very function training's evaluation used
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        return F.softmax(tta_logits(self.network, batch, self.tta), dim=1)
+        if self.tta == 0 or self.tta_confidence >= 1:
+            logits = tta_logits(self.network, batch, self.tta)
+        else:
+            # train.evaluate.confident_tta_logits, without its data-dependent indexing (which neither
+            # exporter can express): every image gets the views, the sure ones keep their plain logits.
+            plain = self.network(batch).float()
+            unsure = plain.softmax(1).amax(1) < self.tta_confidence
+            logits = torch.where(unsure.unsqueeze(1), tta_logits(self.network, batch, self.tta, plain=plain), plain)
+        return F.softmax(logits, dim=1)
 
 
 class ExportResult(BaseModel):
@@ -77,7 +86,7 @@ def build_classifier(source: ModelSource, tta: int | None = None) -> tuple[Image
     level = config.tta if tta is None else tta
     if level not in TTA_VIEWS:
         raise WinnerError(f"--tta {level}: must be 0, 1 or 2")
-    classifier = ImageClassifier(network, level, channels_last=config.channels_last).eval()
+    classifier = ImageClassifier(network, level, config.tta_confidence, config.channels_last).eval()
     return classifier, describe(source, config.model_dump(), count_parameters(network), level)
 
 
@@ -102,6 +111,7 @@ def describe(source: ModelSource, config: dict[str, Any], params: int, tta: int)
                           "mean": list(CIFAR10_MEAN), "std": list(CIFAR10_STD)},
         "tta": tta,
         "tta_views": TTA_VIEWS[tta],
+        "tta_confidence": config.get("tta_confidence", 1.0),  # views only where the plain top probability is below
         "source": {"sweep": source.origin.sweep, "run": source.origin.run, "checkpoint": str(source.checkpoint)},
         "derived_from": summary.get("derived_from"),
         "config": config,

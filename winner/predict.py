@@ -103,24 +103,25 @@ class OnnxPredictor(Predictor):
 
 
 def model_kind(path: Path) -> ModelKind:
-    """Which of the three files this is, by content: TorchScript and torch.save write zip archives
-    (only TorchScript's holds code/), an ONNX file is a protobuf with a graph."""
+    """Which of the three files this is, by content: a checkpoint by its header (or, from earlier
+    versions, a torch.save archive), TorchScript as a zip archive holding code/, ONNX as a protobuf
+    with a graph. A folder means the newest checkpoint in it."""
+    from winner.source import folder_checkpoint, is_checkpoint_file
+
     if path.is_dir():
-        if (path / "checkpoint.pt").is_file():
-            return "checkpoint"
-        raise WinnerError(f"{path}: a folder without checkpoint.pt is not a model")
+        folder_checkpoint(path)  # raises when the folder holds none
+        return "checkpoint"
     if not path.is_file():
         raise WinnerError(f"{path}: no such model file")
+    if is_checkpoint_file(path):
+        return "checkpoint"
     foreign = WinnerError(f"{path}: not a model file (expected a TorchScript or ONNX file written by "
                           "`sweep export`, or a training checkpoint)")
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-            if any("/code/" in name for name in names):
-                return "torchscript"
-            if any(name.endswith("data.pkl") for name in names):
-                return "checkpoint"
+                if any("/code/" in name for name in archive.namelist()):
+                    return "torchscript"
             raise foreign
         import onnx
 

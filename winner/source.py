@@ -3,7 +3,8 @@
 A sweep id means its best *finished* run, ranked by the one rule in `store.records` (the rule
 `sweep report` uses): only a finished run has a final checkpoint and a test result. A run's final
 checkpoint is the one its row names (`RunRecord.checkpoint`, relative to the store's artifact
-root) or, for runs written before per-attempt checkpoints, `<run folder>/checkpoint.pt`.
+root) or, for runs written before per-attempt checkpoints, `<run folder>/checkpoint.pt`. A run
+folder given as a path means its newest checkpoint (`checkpoint-NNNN.pt`, by position in training).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from train import TrainConfig
     from model.layers import Network
 
-CHECKPOINT_NAME = "checkpoint.pt"  # train.loop.CHECKPOINT_NAME; repeated so this module loads without torch
+LEGACY_CHECKPOINT = "checkpoint.pt"  # the one checkpoint per run folder that earlier versions wrote
+CHECKPOINT_MAGIC = b"cifar-sweep checkpoint 1\n"  # train.checkpoint.MAGIC; repeated so this loads without torch
 RESULT_NAME = "result.json"  # a run folder's TrainResult, as `sweep train --json-out` writes it
 # CIFAR-10's label names, for checkpoints whose run recorded none.
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -73,11 +75,38 @@ def find_run(store: Store, ident: str) -> tuple[RunRecord, Origin]:
 
 
 def run_checkpoint(store: Store, run: RunRecord) -> Path:
-    """The run's final checkpoint on this machine: the one its row names, else `<run folder>/checkpoint.pt`."""
+    """The run's final checkpoint on this machine: the one its row names, else its folder's newest."""
     if run.checkpoint:
         path = Path(run.checkpoint)
         return path if path.is_absolute() else Path(store.artifacts) / path
-    return Path(store.run_path(run)) / CHECKPOINT_NAME
+    return folder_checkpoint(Path(store.run_path(run)))
+
+
+def folder_checkpoint(folder: Path) -> Path:
+    """A run folder's newest checkpoint; a folder of an earlier version holds only checkpoint.pt."""
+    from train.checkpoint import list_checkpoints
+
+    found = list_checkpoints(folder)
+    if found:
+        return found[0]
+    if (folder / LEGACY_CHECKPOINT).is_file():
+        return folder / LEGACY_CHECKPOINT
+    raise WinnerError(f"{folder}: no checkpoint in this folder (checkpoint-NNNN.pt or checkpoint.pt)")
+
+
+def is_checkpoint_file(path: Path) -> bool:
+    """A checkpoint by its header (this version) or a plain torch.save archive holding data.pkl (earlier)."""
+    try:
+        with path.open("rb") as handle:
+            if handle.read(len(CHECKPOINT_MAGIC)) == CHECKPOINT_MAGIC:
+                return True
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(name.endswith("data.pkl") for name in names) and not any("/code/" in name for name in names)
 
 
 def source_from_run(store: Store, run: RunRecord, origin: Origin) -> ModelSource:
@@ -90,9 +119,9 @@ def source_from_run(store: Store, run: RunRecord, origin: Origin) -> ModelSource
 
 
 def source_from_path(path: Path) -> ModelSource:
-    """A checkpoint file, or a run folder holding checkpoint.pt; its result.json, when beside it, supplies
-    the measured accuracy and class names."""
-    checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
+    """A checkpoint file, or a run folder (its newest checkpoint); the result.json beside the checkpoint,
+    when there is one for the same config, supplies the measured accuracy and class names."""
+    checkpoint = folder_checkpoint(path) if path.is_dir() else path
     state = read_checkpoint(checkpoint)
     summary: dict[str, Any] = {}
     result = checkpoint.parent / RESULT_NAME
@@ -131,13 +160,21 @@ def full_config(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by `train()`, loaded without running pickled code (`weights_only`)."""
+    """A checkpoint written by `train()`, loaded without running pickled code (`weights_only`):
+    this version's checksummed file, or the plain `torch.save` file of earlier versions."""
     import torch
+
+    from train.checkpoint import CheckpointError
+    from train.checkpoint import read_checkpoint as read_checked
 
     if not path.is_file():
         raise WinnerError(f"{path}: no such checkpoint file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as handle:
+            checked = handle.read(len(CHECKPOINT_MAGIC)) == CHECKPOINT_MAGIC
+        state = read_checked(path) if checked else torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError as error:  # names the file and what is wrong with it
+        raise WinnerError(str(error)) from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         reason = " ".join(str(error).split())[:200]
         raise WinnerError(f"{path}: not a training checkpoint ({type(error).__name__}: {reason})") from None
@@ -156,7 +193,7 @@ def load_network(source: ModelSource) -> tuple[Network, TrainConfig]:
         config = TrainConfig.resolve(state["config"])
     except ConfigError as error:
         raise WinnerError(f"{source.checkpoint}: its config is not valid here ({error})") from None
-    network = build_model(config.model, config.max_params)
+    network = build_model(config.model, config.max_params, **config.network_options())
     try:
         network.load_state_dict(state["model"])
     except (RuntimeError, TypeError) as error:
