@@ -39,11 +39,13 @@ def cli_errors() -> Iterator[None]:
     from agent.sweep_config import SweepConfigError
     from agent.wandb_backend import WandbBackendError
     from agent.worker import TrainFnError
+    from dashboard.errors import DashboardError
 
     try:
         yield
     except (DataError, ConfigError, BudgetError, UnknownModelError, CheckpointMismatch, SweepConfigError,
-            StoreError, WandbBackendError, GpuListError, TrainFnError, FloatingPointError) as error:
+            StoreError, WandbBackendError, GpuListError, TrainFnError, FloatingPointError,
+            DashboardError) as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 

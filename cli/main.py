@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import report, sweeps, training
+from cli import dashboard, report, sweeps, training
 
 app = typer.Typer(help="Find the best CIFAR-10 classifier under a 5M-parameter budget, with W&B-style sweeps.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -15,6 +15,7 @@ app.command("ls")(sweeps.list_command)
 app.command()(sweeps.status)
 app.command()(sweeps.stop)
 app.command()(report.report)
+app.command()(dashboard.dashboard)
 app.command()(training.models)
 app.command()(training.data)
 app.command("train")(training.train_command)
