@@ -74,13 +74,14 @@ function curvesLayout() {
 
 function drawCurves() {
   const gd = document.getElementById("curves");
-  Plotly.react(gd, orderedRunIds().map(curveTrace), curvesLayout(), PLOT_CONFIG);
+  const drawn = Plotly.react(gd, orderedRunIds().map(curveTrace), curvesLayout(), PLOT_CONFIG);
   if (!gd.dataset.bound) {
     gd.on("plotly_click", (event) => { location.href = `/runs/${encodeURIComponent(event.points[0].data.meta)}`; });
     gd.dataset.bound = "1";
   }
   const best = S.bestId ? ` Red: the best finished run (${S.bestId}); click a curve to open its run.` : "";
   document.getElementById("curves-note").textContent = `${S.runs.size} runs.${best}`;
+  return drawn;
 }
 
 function traceIndex(gd) {
@@ -311,7 +312,7 @@ function drawConfusion(panels) {
   if (!c) { for (const gd of [matrix, classes]) { Plotly.purge(gd); gd.replaceChildren(); } return note("confusion-note", panels.skipped.confusion); }
   const names = c.classes.map(plotText);
   Plotly.react(matrix, [{type: "heatmap", z: c.normalised, x: names, y: names, text: c.counts, texttemplate: "%{text}",
-    colorscale: "Blues", zmin: 0, zmax: 1, colorbar: {title: {text: "share of true class"}, thickness: 12},
+    colorscale: "Blues", reversescale: true, zmin: 0, zmax: 1, colorbar: {title: {text: "share of true class"}, thickness: 12},
     hovertemplate: "true %{y}, predicted %{x}: %{text} (%{z:.2f})<extra></extra>"}],
     {margin: {l: 90, r: 10, t: 30, b: 90}, title: {text: "Test-set confusion matrix", font: {size: 13}},
      xaxis: {title: {text: "predicted class"}}, yaxis: {title: {text: "true class"}, autorange: "reversed"}}, PLOT_CONFIG);
@@ -431,9 +432,11 @@ async function start() {
   });
   renderHead();
   renderTable();
-  drawCurves();
+  await drawCurves();
+  await new Promise((painted) => requestAnimationFrame(() => setTimeout(painted)));
   setUpControls();
   document.body.dataset.cursor = String(S.cursor);
+  document.body.dataset.readyMs = String(Math.round(performance.now()));  // since navigation started
   document.body.dataset.ready = "1";
   setLive(true, "live");
   loadPanels().catch((error) => setLive(false, `panels: ${error.message}`));
