@@ -39,6 +39,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 class DashboardOptions(BaseModel):
     allow_control: bool = False
     poll_ms: int = 1500  # how often a page asks for changes
+    warm: bool = True  # read and encode every sweep at start, in the background
 
 
 class JSON(JSONResponse):
@@ -137,14 +138,15 @@ def create_app(store: Store, access: Access, options: DashboardOptions | None = 
                 view.refresh()
             except SweepNotFound:  # deleted between the two reads
                 continue
-            listing.append(views.sweep_json(view.sweep or sweep, view.records()))
+            listing.append(views.listing_json(view))
         return JSON({"store": store.url, "sweeps": listing})
 
     def api_sweep(request: Request) -> Response:
         try:
-            return JSON(views.snapshot_json(live.get(request.path_params["sweep_id"])))
+            text = views.snapshot_text(live.get(request.path_params["sweep_id"]))
         except SweepNotFound as error:
             return JSON({"error": str(error)}, 404)
+        return Response(text, media_type="application/json", headers={"cache-control": "no-store"})
 
     def api_changes(request: Request) -> Response:
         try:
@@ -239,6 +241,8 @@ def create_app(store: Store, access: Access, options: DashboardOptions | None = 
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)
+    if options.warm:
+        threading.Thread(target=live.warm, args=(views.listing_json,), name="dashboard-warm", daemon=True).start()
     return SecurityHeaders(AccessGate(app, access))
 
 

@@ -46,6 +46,8 @@ class SweepView:
     sweep: SweepRecord | None = None
     rows: dict[str, RunRecord] = field(default_factory=dict)  # latest row of each run, without history
     histories: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)  # run -> epoch -> metrics
+    versions: dict[str, int] = field(default_factory=dict)  # run -> bumped whenever its row or an epoch changes
+    encoded: dict[str, Any] = field(default_factory=dict)  # run -> its JSON as of a version (dashboard.views)
     log: deque[Batch] = field(default_factory=lambda: deque(maxlen=LOG_BATCHES))
     refreshed_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -59,8 +61,10 @@ class SweepView:
         self.sweep = changes.sweep
         for run in changes.runs:
             self.rows[run.id] = run
+            self.versions[run.id] = self.versions.get(run.id, 0) + 1
         for epoch in changes.epochs:
             self.histories.setdefault(epoch.run_id, {})[epoch.epoch] = epoch.metrics
+            self.versions[epoch.run_id] = self.versions.get(epoch.run_id, 0) + 1
         if changes.cursor != self.cursor or changes.runs or changes.epochs:
             self.log.append(Batch(self.cursor, changes.cursor, changes.runs, changes.epochs))
         self.cursor = max(self.cursor, changes.cursor)
@@ -91,6 +95,12 @@ class SweepView:
         with self.lock:
             return sorted((self._record(run_id) for run_id in self.rows), key=lambda r: (r.seq, r.created_at))
 
+    def stamped(self) -> list[tuple[RunRecord, int]]:
+        """Every run's row (without history) and its version, in creation order: cheap to take."""
+        with self.lock:
+            rows = sorted(self.rows.values(), key=lambda r: (r.seq, r.created_at))
+            return [(row, self.versions.get(row.id, 0)) for row in rows]
+
     def record(self, run_id: str) -> RunRecord | None:
         with self.lock:
             return self._record(run_id) if run_id in self.rows else None
@@ -120,6 +130,14 @@ class Views:
                 self.forget(sweep_id)
                 raise
         return view
+
+    def warm(self, prepare) -> None:
+        """Read every sweep once (`prepare(view)` encodes it), so the first page a user opens is quick."""
+        for sweep in self.store.list_sweeps():
+            try:
+                prepare(self.get(sweep.id))
+            except Exception:  # a sweep deleted meanwhile, a store hiccup: its page will read it when asked
+                continue
 
     def forget(self, sweep_id: str) -> None:
         with self._lock:

@@ -6,8 +6,10 @@ Scores, ranks and panels come from the same functions `sweep status` and `sweep 
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +52,31 @@ def metric_of(sweep: SweepRecord) -> Metric | None:
         return None
 
 
-def sweep_json(sweep: SweepRecord, runs: list[RunRecord]) -> dict[str, Any]:
+def best_row(rows: list[dict[str, Any]], metric: Metric | None) -> dict[str, Any] | None:
+    """store.records.best_run over run rows that carry their score: not failed or crashed, the best
+    score in the goal's direction, the earliest run on a tie."""
+    if metric is None:
+        return None
+    scored = [row for row in sorted(rows, key=lambda r: (r["created_at"], r["seq"]))
+              if row["state"] not in records.BROKEN_STATES and row["score"] is not None]
+    if not scored:
+        return None
+    pick = max if metric.goal == "maximize" else min
+    return pick(scored, key=lambda row: row["score"])  # max and min keep the first of equal keys
+
+
+def sweep_json(sweep: SweepRecord, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """One line of the sweeps page: state, method, metric, best value, runs by state, grid progress."""
     metric = metric_of(sweep)
-    best = records.best_run(runs, metric.name, metric.goal) if metric else None
-    counts = Counter(run.state for run in runs)
+    best = best_row(rows, metric)
+    counts = Counter(row["state"] for row in rows)
     total = grid_size(sweep.config) if sweep.backend == "local" else None
     return {
         "id": sweep.id, "name": clean(sweep.config.get("name")), "backend": sweep.backend, "state": sweep.state,
         "state_reason": sweep.state_reason, "method": clean(sweep.config.get("method", "?")),
         "metric": metric.model_dump() if metric else None,
-        "best": {"run": best[0].id, "value": finite(best[1])} if best else None,
-        "runs": len(runs), "counts": {state: counts[state] for state in RUN_STATES if counts[state]},
+        "best": {"run": best["id"], "value": best["score"]} if best else None,
+        "runs": len(rows), "counts": {state: counts[state] for state in RUN_STATES if counts[state]},
         "grid": {"done": sum(counts[s] for s in TERMINAL_STATES), "total": total} if total is not None else None,
         "created_at": sweep.created_at,
     }
@@ -83,15 +98,53 @@ def epoch_values(metrics: dict[str, Any]) -> dict[str, float | None]:
 
 
 def history_columns(run: RunRecord) -> dict[str, Any]:
-    """A run's history as columns (epoch list, then one list per metric): a third of the row form's size."""
+    """A run's history as columns (epoch list, then one list per metric): a third of the row form's size.
+    Six significant digits are plenty for a curve and halve what the page downloads."""
     keys = dict.fromkeys(key for row in run.history for key in epoch_values(row))
     return {"epoch": [row.get("epoch", index + 1) for index, row in enumerate(run.history)],
-            "values": {key: [finite(row.get(key)) for row in run.history] for key in keys}}
+            "values": {key: [_short(row.get(key)) for row in run.history] for key in keys}}
 
 
-def curve_metrics(histories: list[dict[str, Any]], sweep: SweepRecord) -> list[str]:
+def _short(value: Any) -> float | None:
+    number = finite(value)
+    return float(f"{number:.6g}") if number is not None else None
+
+
+@dataclass
+class EncodedRun:
+    """A run's table row and curves, encoded once per version of the run (see SweepView.versions)."""
+
+    version: int
+    row: dict[str, Any]
+    row_text: str
+    history_text: str
+    metrics: list[str]
+
+
+def encoded_runs(view: SweepView, metric: Metric | None, parameters: list[SweptParameter]) -> list[EncodedRun]:
+    """Every run's encoding, redone only for runs that changed since it was last asked for."""
+    found = []
+    for row, version in view.stamped():
+        cached = view.encoded.get(row.id)
+        if cached is None or cached.version != version:
+            run = view.record(row.id)
+            if run is None:
+                continue
+            table_row, columns = run_json(run, metric, parameters), history_columns(run)
+            cached = EncodedRun(version=version, row=table_row, row_text=dumps(table_row),
+                                history_text=dumps(columns), metrics=list(columns["values"]))
+            view.encoded[row.id] = cached
+        found.append(cached)
+    return found
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def curve_metrics(keys: list[list[str]], sweep: SweepRecord) -> list[str]:
     """Metric names the curves can show, the sweep's own metric and the usual ones first."""
-    seen = dict.fromkeys(key for columns in histories for key in columns["values"])
+    seen = dict.fromkeys(key for run_keys in keys for key in run_keys)
     metric = metric_of(sweep)
     first = ([metric.name] if metric else []) + list(CURVE_ORDER)
     return [key for key in dict.fromkeys(first) if key in seen] + sorted(k for k in seen if k not in first)
@@ -101,21 +154,31 @@ def epoch_json(row: EpochRow) -> dict[str, Any]:
     return {"run": row.run_id, "epoch": row.metrics.get("epoch", row.epoch), "values": epoch_values(row.metrics)}
 
 
-def snapshot_json(view: SweepView) -> dict[str, Any]:
-    """Everything the sweep page draws first, and the cursor its live updates start from."""
+def listing_json(view: SweepView) -> dict[str, Any]:
+    """The sweeps page's line for a view (refresh it first)."""
+    assert view.sweep is not None
+    metric, parameters = metric_of(view.sweep), swept_parameters(view.sweep.config)
+    return sweep_json(view.sweep, [run.row for run in encoded_runs(view, metric, parameters)])
+
+
+def snapshot_text(view: SweepView) -> str:
+    """Everything the sweep page draws first, and the cursor its live updates start from, as JSON text
+    assembled from each run's cached encoding (a sweep of a thousand runs re-encodes only what changed)."""
     view.refresh()
     cursor, sweep = view.cursor, view.sweep
     assert sweep is not None
-    runs = view.records()
     metric, parameters = metric_of(sweep), swept_parameters(sweep.config)
-    histories = {run.id: history_columns(run) for run in runs}
-    return {
-        "cursor": cursor, "sweep": sweep_json(sweep, runs), "config": clean(sweep.config),
-        "parameters": [p.model_dump() for p in parameters],
-        "metrics": curve_metrics(list(histories.values()), sweep),
-        "runs": [run_json(run, metric, parameters) for run in runs],
-        "histories": histories,
-    }
+    runs = encoded_runs(view, metric, parameters)
+    head = {"cursor": cursor, "sweep": sweep_json(sweep, [run.row for run in runs]), "config": clean(sweep.config),
+            "parameters": [p.model_dump() for p in parameters],
+            "metrics": curve_metrics([run.metrics for run in runs], sweep)}
+    rows = ",".join(run.row_text for run in runs)
+    histories = ",".join(f"{dumps(run.row['id'])}:{run.history_text}" for run in runs)
+    return f'{dumps(head)[:-1]},"runs":[{rows}],"histories":{{{histories}}}}}'
+
+
+def snapshot_json(view: SweepView) -> dict[str, Any]:
+    return json.loads(snapshot_text(view))
 
 
 def update_json(update: Update) -> dict[str, Any]:
@@ -156,7 +219,7 @@ def run_page_json(sweep: SweepRecord, run: RunRecord, attempts: list[Attempt],
         "full_config": clean(run.summary.get("config") or run.config),
         "chosen_config": clean(run.config),
         "summary": clean({k: v for k, v in run.summary.items() if k not in ("config", "confusion_matrix")}),
-        "history": columns, "metrics": curve_metrics([columns], sweep),
+        "history": columns, "metrics": curve_metrics([list(columns["values"])], sweep),
         "attempts": [attempt_json(a) for a in attempts],
         "artifacts": [{"path": path, "bytes": size} for path, size in artifacts],
         "folder": str(folder) if folder is not None else None,

@@ -7,7 +7,7 @@ const PANELS_EVERY_MS = 10000;  // while epochs arrive, the panels are refreshed
 const MARKERS_UP_TO = 40;  // runs: beyond this the curves are lines only
 const BROKEN = new Set(["failed", "crashed"]);
 const S = {
-  cursor: 0, sweep: null, config: null, parameters: [], metrics: [], metric: null,
+  curvesQueued: false, cursor: 0, sweep: null, config: null, parameters: [], metrics: [], metric: null,
   runs: new Map(), hist: new Map(), bestId: null, leaderId: null,
   sort: {key: "score", dir: -1}, panelsAt: 0, panelsBusy: false, tableQueued: false,
 };
@@ -16,7 +16,7 @@ const S = {
 
 function emptyHistory() { return {epoch: [], values: {}}; }
 
-// Add one epoch to a run's columns: "append" when it extends them, "replace" otherwise.
+// Put one epoch into a run's columns, in epoch order; an epoch seen before (a retried write) is replaced.
 function addEpoch(runId, epoch, values) {
   if (!S.hist.has(runId)) S.hist.set(runId, emptyHistory());
   const h = S.hist.get(runId);
@@ -27,13 +27,12 @@ function addEpoch(runId, epoch, values) {
   const at = h.epoch.indexOf(epoch);
   if (at >= 0) {
     for (const key of Object.keys(h.values)) h.values[key][at] = key in values ? values[key] : null;
-    return "replace";
+    return;
   }
   let index = h.epoch.length;
   while (index > 0 && h.epoch[index - 1] > epoch) index--;
   h.epoch.splice(index, 0, epoch);
   for (const key of Object.keys(h.values)) h.values[key].splice(index, 0, key in values ? values[key] : null);
-  return index === h.epoch.length - 1 ? "append" : "replace";
 }
 
 function series(runId) {
@@ -42,27 +41,35 @@ function series(runId) {
 }
 
 // -- curves ------------------------------------------------------------------------------------
-
-function curveStyle(runId) {
-  const best = runId === S.bestId;
-  return {color: best ? BEST_COLOUR : RUN_COLOUR, width: best ? 3 : 1.2};
-}
-
-function curveTrace(runId) {
-  const {x, y} = series(runId);
-  const markers = S.runs.size <= MARKERS_UP_TO;
-  return {
-    type: "scatter", mode: markers ? "lines+markers" : "lines", x, y, name: plotText(runId), meta: runId,
-    uid: runId, line: curveStyle(runId), marker: {size: 5}, showlegend: false,
-    hovertemplate: `run ${plotText(runId)}<br>epoch %{x}<br>${plotText(S.metric)} %{y:.4f}<extra></extra>`,
-  };
-}
+// Every run but the best is one segment of a single trace (segments split by nulls, `meta` lists
+// their runs in order): one SVG path draws a thousand runs in milliseconds, where a trace per run
+// would take Plotly seconds. The best finished run is its own trace, red and on top.
 
 function orderedRunIds() {
-  // Creation order, the best run last so it is drawn on top.
-  const ids = [...S.runs.values()].sort((a, b) => a.seq - b.seq || a.created_at - b.created_at).map((r) => r.id);
-  if (S.bestId && ids.includes(S.bestId)) { ids.splice(ids.indexOf(S.bestId), 1); ids.push(S.bestId); }
-  return ids;
+  return [...S.runs.values()].sort((a, b) => a.seq - b.seq || a.created_at - b.created_at).map((r) => r.id);
+}
+
+function curveTraces() {
+  const x = [], y = [], text = [], meta = [];
+  for (const id of orderedRunIds()) {
+    if (id === S.bestId) continue;
+    const {x: xs, y: ys} = series(id);
+    if (!xs.length) continue;
+    meta.push(id);
+    for (let i = 0; i < xs.length; i++) { x.push(xs[i]); y.push(ys[i] ?? null); text.push(id); }
+    x.push(null); y.push(null); text.push(null);
+  }
+  const markers = S.runs.size <= MARKERS_UP_TO;
+  const hover = `run %{text}<br>epoch %{x}<br>${plotText(S.metric)} %{y:.4f}<extra></extra>`;
+  const traces = [{type: "scatter", mode: markers ? "lines+markers" : "lines", x, y, text, meta, connectgaps: false,
+                   line: {color: RUN_COLOUR, width: 1.2}, marker: {size: 5}, hovertemplate: hover, showlegend: false}];
+  if (S.bestId && S.runs.has(S.bestId)) {
+    const best = series(S.bestId);
+    traces.push({type: "scatter", mode: "lines+markers", x: best.x, y: best.y, text: best.x.map(() => S.bestId),
+                 meta: [S.bestId], line: {color: BEST_COLOUR, width: 3}, marker: {size: 5}, hovertemplate: hover,
+                 showlegend: false});
+  }
+  return traces;
 }
 
 function curvesLayout() {
@@ -73,45 +80,25 @@ function curvesLayout() {
 }
 
 function drawCurves() {
+  S.curvesQueued = false;
   const gd = document.getElementById("curves");
-  const drawn = Plotly.react(gd, orderedRunIds().map(curveTrace), curvesLayout(), PLOT_CONFIG);
+  const drawn = Plotly.react(gd, curveTraces(), curvesLayout(), PLOT_CONFIG);
   if (!gd.dataset.bound) {
-    gd.on("plotly_click", (event) => { location.href = `/runs/${encodeURIComponent(event.points[0].data.meta)}`; });
+    gd.on("plotly_click", (event) => {
+      const run = event.points[0].text;
+      if (run) location.href = `/runs/${encodeURIComponent(run)}`;
+    });
     gd.dataset.bound = "1";
   }
-  const best = S.bestId ? ` Red: the best finished run (${S.bestId}); click a curve to open its run.` : "";
+  const best = S.bestId ? ` Red: the best finished run (${S.bestId}). Click a curve to open its run.` : "";
   document.getElementById("curves-note").textContent = `${S.runs.size} runs.${best}`;
   return drawn;
 }
 
-function traceIndex(gd) {
-  return new Map(gd.data.map((trace, index) => [trace.meta, index]));
-}
-
-// Apply new epochs without redrawing: extend traces that grew, restyle those that changed, add new ones.
-function updateCurves(newRuns, appended, replaced) {
-  const gd = document.getElementById("curves");
-  if (!gd.data) return drawCurves();
-  if (newRuns.length) {
-    Plotly.addTraces(gd, newRuns.map(curveTrace));
-    if (S.runs.size > MARKERS_UP_TO && gd.data.some((t) => t.mode !== "lines")) return drawCurves();
-  }
-  const index = traceIndex(gd);
-  const grow = [...appended.entries()].filter(([id]) => index.has(id) && !replaced.has(id));
-  if (grow.length) {
-    Plotly.extendTraces(gd, {x: grow.map(([, p]) => p.x), y: grow.map(([, p]) => p.y)}, grow.map(([id]) => index.get(id)));
-  }
-  for (const id of replaced) {
-    if (!index.has(id)) continue;
-    const {x, y} = series(id);
-    Plotly.restyle(gd, {x: [x], y: [y]}, [index.get(id)]);
-  }
-}
-
-function highlightBest(previous) {
-  const gd = document.getElementById("curves");
-  if (!gd.data || previous === S.bestId) return;
-  drawCurves();  // the best run moves to the top and turns red; every other style stays
+function queueCurves() {
+  if (S.curvesQueued) return;
+  S.curvesQueued = true;
+  requestAnimationFrame(drawCurves);
 }
 
 // -- runs table --------------------------------------------------------------------------------
@@ -337,7 +324,7 @@ async function loadPanels() {
     const previous = S.bestId;
     S.bestId = panels.best_id;
     S.leaderId = panels.leader_id;
-    highlightBest(previous);
+    if (previous !== S.bestId) queueCurves();
     drawParallel(panels);
     drawImportance(panels);
     drawScatter(panels);
@@ -365,16 +352,8 @@ async function poll() {
     else if (old.state !== run.state) runChanged = true;
     S.runs.set(run.id, run);
   }
-  const fresh = new Set(newRuns), appended = new Map(), replaced = new Set();
-  for (const epoch of update.epochs) {
-    const kind = addEpoch(epoch.run, epoch.epoch, epoch.values);
-    if (fresh.has(epoch.run)) continue;
-    if (kind === "replace") { replaced.add(epoch.run); continue; }
-    if (!appended.has(epoch.run)) appended.set(epoch.run, {x: [], y: []});
-    appended.get(epoch.run).x.push(epoch.epoch);
-    appended.get(epoch.run).y.push(S.metric in epoch.values ? epoch.values[S.metric] : null);
-  }
-  if (newRuns.length || appended.size || replaced.size) updateCurves(newRuns, appended, replaced);
+  for (const epoch of update.epochs) addEpoch(epoch.run, epoch.epoch, epoch.values);
+  if (newRuns.length || update.epochs.length) queueCurves();
   if (update.runs.length || update.epochs.length || stateChanged) { renderHead(); queueTable(); }
   document.body.dataset.cursor = String(S.cursor);
   if (runChanged || newRuns.length || stateChanged || (update.epochs.length && Date.now() - S.panelsAt > PANELS_EVERY_MS)) {
@@ -410,8 +389,16 @@ function fillMetricSelect() {
   select.replaceChildren(...S.metrics.map((m) => el("option", {value: m, selected: m === S.metric}, m)));
 }
 
+// early.js asked for the snapshot while plotly.js was still loading; take its answer.
+async function firstSnapshot() {
+  const response = await window.sweepSnapshot;
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+  return body;
+}
+
 async function start() {
-  const snapshot = await getJSON(API);
+  const snapshot = await firstSnapshot();
   S.cursor = snapshot.cursor;
   S.sweep = snapshot.sweep;
   S.parameters = snapshot.parameters;
