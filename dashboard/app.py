@@ -258,8 +258,8 @@ def _control(store: Store, action: str, sweep_id: str) -> dict[str, Any]:
 
     controller = Controller(store)
     if action == "retry":
-        result = controller.retry(sweep_id)
-        return {"action": action, "result": json.loads(json.dumps(result, default=str))}
+        offered = controller.retry(sweep_id)
+        return {"action": action, "state": f"{len(offered)} run(s) offered again", "runs": offered}
     sweep = controller.stop_sweep(sweep_id, cancel=action == "cancel")
     return {"action": action, "state": sweep.state, "state_reason": sweep.state_reason}
 

@@ -137,6 +137,8 @@ def spread(slots: list[int]) -> list[float]:
 
 
 def importance(ranked: list[RankedRun], parameters: list[SweptParameter]) -> list[ParameterInfluence]:
+    if len(ranked) < 2:  # nothing to learn from (a live sweep's first minutes)
+        return []
     return parameter_influence([r.run.config for r in ranked], [r.score for r in ranked], parameters)
 
 

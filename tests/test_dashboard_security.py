@@ -114,7 +114,7 @@ def test_control_without_the_csrf_header_or_from_another_origin_is_refused(store
         app.get(f"/api/sweeps/{sweep_id}/stop"),
     ]
     assert [r.status_code for r in refused[:3]] == [403, 403, 403]
-    assert refused[3].status_code == 405
+    assert refused[3].status_code in (404, 405)  # a GET never reaches the control endpoint
     assert store.get_sweep(sweep_id).state == "running"
     accepted = app.post(f"/api/sweeps/{sweep_id}/cancel", headers={"x-csrf-token": access.csrf, "origin": LOCAL})
     assert accepted.status_code == 200, accepted.text

@@ -16,6 +16,7 @@ from dashboard.live import SweepView, Views
 from dashboard.security import access_for
 from dashboard_runs import SWEEP_CONFIG, add_epochs, add_run, epoch_metrics, open_store, start_run
 from report.summary import summarize
+from store.records import RunRecord
 
 
 class Recording:
@@ -99,11 +100,11 @@ def test_the_sweep_panels_are_the_reports(store) -> None:
     json.dumps(panels, allow_nan=False)
 
 
-def test_nan_and_markup_leave_as_valid_json_strings(store) -> None:
-    config = dict(SWEEP_CONFIG, name="<b>x</b>", parameters={"lr": {"values": [0.1, float("nan")]}})
+def test_markup_and_missing_values_leave_as_valid_json(store) -> None:
+    config = dict(SWEEP_CONFIG, name="<b>x</b></script>")
     sweep = store.create_sweep(config)
-    lease = start_run(store, sweep.id, {"lr": float("nan")})
-    add_epochs(store, lease, [{"epoch": 1, "train_loss": float("nan"), "val_acc": float("inf"), "lr": 0.1}])
+    lease = start_run(store, sweep.id, {"lr": 0.1, "optimizer": "<i>sgd</i>"})
+    add_epochs(store, lease, [{"epoch": 1, "train_loss": 2.0, "val_acc": None, "lr": 0.1}])
     app = TestClient(create_app(store, access_for("127.0.0.1", 8080)), base_url="http://127.0.0.1")
     for path in ("/api/sweeps", f"/api/sweeps/{sweep.id}", f"/api/sweeps/{sweep.id}/changes?since=0",
                  f"/api/sweeps/{sweep.id}/panels", f"/api/runs/{lease.run_id}"):
@@ -111,8 +112,36 @@ def test_nan_and_markup_leave_as_valid_json_strings(store) -> None:
         assert response.status_code == 200, (path, response.text)
         json.loads(response.text, parse_constant=lambda c: pytest.fail(f"{path} sent {c}"))
     snapshot = app.get(f"/api/sweeps/{sweep.id}").json()
-    assert snapshot["sweep"]["name"] == "<b>x</b>"
-    assert snapshot["histories"][lease.run_id]["values"]["train_loss"] == [None]
+    assert snapshot["sweep"]["name"] == "<b>x</b></script>"
+    assert snapshot["runs"][0]["config"]["optimizer"] == "<i>sgd</i>"
+    assert snapshot["histories"][lease.run_id]["values"]["val_acc"] == [None]
+
+
+def test_non_finite_numbers_from_any_source_become_null() -> None:
+    """The SQL stores refuse NaN, but records also come from W&B's API and older stores."""
+    run = RunRecord(id="r", sweep_id="s", state="failed", config={"lr": float("nan")}, created_at=0.0,
+                    history=[{"epoch": 1, "train_loss": float("nan"), "val_acc": float("inf"), "lr": 0.1}])
+    columns = views.history_columns(run)
+    assert columns["values"] == {"train_loss": [None], "val_acc": [None], "lr": [0.1]}
+    assert views.clean({"a": float("nan"), "b": [float("-inf"), 1.5], "c": "text"}) == \
+        {"a": None, "b": [None, 1.5], "c": "text"}
+    json.dumps(views.run_json(run, None, []), allow_nan=False)
+
+
+def test_the_sweeps_page_best_is_the_stores_best_run(store) -> None:
+    from report.select import sweep_metric
+    from store.records import best_run
+
+    sweep = store.create_sweep(SWEEP_CONFIG)
+    for i, state in enumerate(("finished", "failed", "running", "finished", "crashed")):
+        add_run(store, sweep.id, {"lr": 0.1 + 0.1 * i, "optimizer": "sgd", "epochs": 30}, epochs=3 + i,
+                state=state, seed=i)
+    runs = store.list_runs(sweep.id)
+    metric = sweep_metric(store.get_sweep(sweep.id))
+    listing = views.listing_json(Views(store).get(sweep.id))
+    expected, value = best_run(runs, metric.name, metric.goal)
+    assert listing["best"] == {"run": expected.id, "value": value}
+    assert listing["counts"] == {"running": 1, "crashed": 1, "failed": 1, "finished": 2}
 
 
 def test_unknown_sweeps_and_runs_are_404_pages(store) -> None:
