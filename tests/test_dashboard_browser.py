@@ -94,8 +94,17 @@ def server(home, filled):
     store.close()
 
 
+# Each chart trace holds one or more runs' curves as segments split by nulls, `meta` naming their runs.
+CURVES = """() => document.getElementById('curves').data.flatMap(trace => {
+  const lengths = []; let n = 0;
+  for (const x of trace.x) { if (x === null) { lengths.push(n); n = 0; } else n++; }
+  if (n) lengths.push(n);
+  return trace.meta.map((run, i) => ({run, points: lengths[i], colour: trace.line.color}));
+})"""
+
+
 def curves(page) -> list[dict[str, Any]]:
-    return page.evaluate("() => document.getElementById('curves').data.map(t => ({run: t.meta, points: t.x.length}))")
+    return page.evaluate(CURVES)
 
 
 def test_sweeps_page_lists_a_created_sweep(server, filled, page):
@@ -118,6 +127,8 @@ def test_sweep_page_draws_one_curve_per_run(server, filled, page):
     best = page.page.locator("#best-link").inner_text()
     assert best in filled["runs"][:3]
     assert page.page.locator("#runs tbody tr.best").get_attribute("data-run") == best
+    page.page.wait_for_function(f"() => ({CURVES})().some(c => c.run === {best!r} && c.colour === '#d62728')")
+    assert sorted(c["run"] for c in curves(page.page)) == sorted(filled["runs"])  # still one curve each
 
 
 def test_an_epoch_written_by_a_running_writer_appears_within_5_s_without_a_reload(server, home, page):
@@ -127,7 +138,7 @@ def test_an_epoch_written_by_a_running_writer_appears_within_5_s_without_a_reloa
     store.close()
     page.page.goto(f"{server.base}/sweeps/{sweep.id}")
     page.page.wait_for_selector("body[data-ready]", state="attached")
-    assert curves(page.page) == [{"run": running.run_id, "points": 1}]
+    assert [(c["run"], c["points"]) for c in curves(page.page)] == [(running.run_id, 1)]
     page.page.evaluate("() => { window.__sameDocument = true; }")
 
     writer = subprocess.run(writer_command(home, running, [2, 3], new_run=True), capture_output=True, text=True,
@@ -136,9 +147,9 @@ def test_an_epoch_written_by_a_running_writer_appears_within_5_s_without_a_reloa
     written_at = float(re.search(r"written (\S+)", writer.stdout).group(1))
     new_run = re.search(r"new (\S+)", writer.stdout).group(1)
     page.page.wait_for_function(
-        """([run, fresh]) => { const data = document.getElementById('curves').data;
-             const grown = data.find(t => t.meta === run); const added = data.find(t => t.meta === fresh);
-             return grown && grown.x.length === 3 && added && added.x.length === 1; }""",
+        f"""([run, fresh]) => {{ const drawn = ({CURVES})();
+             const grown = drawn.find(c => c.run === run), added = drawn.find(c => c.run === fresh);
+             return grown && grown.points === 3 && added && added.points === 1; }}""",
         arg=[running.run_id, new_run], timeout=5000)
     seen_after = time.time() - written_at
     assert seen_after < 5.0, f"the new epochs took {seen_after:.1f}s to appear"
