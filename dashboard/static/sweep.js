@@ -5,11 +5,12 @@ const SWEEP_ID = PAGE.sweep;
 const API = `/api/sweeps/${encodeURIComponent(SWEEP_ID)}`;
 const PANELS_EVERY_MS = 10000;  // while epochs arrive, the panels are refreshed at least this often
 const MARKERS_UP_TO = 40;  // runs: beyond this the curves are lines only
+const PAGE_ROWS = 100;  // runs table rows per page: a thousand rows of DOM would slow every update
 const BROKEN = new Set(["failed", "crashed"]);
 const S = {
   curvesQueued: false, cursor: 0, sweep: null, config: null, parameters: [], metrics: [], metric: null,
   runs: new Map(), hist: new Map(), bestId: null, leaderId: null,
-  sort: {key: "score", dir: -1}, panelsAt: 0, panelsBusy: false, tableQueued: false,
+  sort: {key: "score", dir: -1}, page: 0, panelsAt: 0, panelsBusy: false, tableQueued: false,
 };
 
 // -- history -----------------------------------------------------------------------------------
@@ -154,13 +155,20 @@ function renderTable() {
     dataset: {key: c.key}, title: "sort",
   }, c.label)));
   const rows = visibleRuns(cols);
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE_ROWS));
+  S.page = Math.min(S.page, pages - 1);
+  const first = S.page * PAGE_ROWS, shown = rows.slice(first, first + PAGE_ROWS);
   const fragment = document.createDocumentFragment();
-  for (const r of rows) {
+  for (const r of shown) {
     fragment.append(el("tr", {class: r.id === S.bestId ? "best" : null, dataset: {run: r.id}},
       cols.map((c) => el("td", {class: c.num ? "num" : null, title: c.title ? c.title(r) : null}, c.cell(r)))));
   }
   document.querySelector("#runs tbody").replaceChildren(fragment);
-  document.getElementById("run-count").textContent = `${rows.length} of ${S.runs.size} runs`;
+  document.getElementById("run-count").textContent = rows.length > PAGE_ROWS
+    ? `rows ${first + 1}–${first + shown.length} of ${rows.length} (${S.runs.size} runs)` : `${rows.length} of ${S.runs.size} runs`;
+  document.getElementById("page-prev").hidden = document.getElementById("page-next").hidden = pages === 1;
+  document.getElementById("page-prev").disabled = S.page === 0;
+  document.getElementById("page-next").disabled = S.page >= pages - 1;
   const states = new Set([...S.runs.values()].map((r) => r.state));
   const select = document.getElementById("state-filter");
   for (const state of states) {
@@ -422,8 +430,10 @@ async function start() {
   document.getElementById("sweep-config").textContent = JSON.stringify(snapshot.config, null, 2);
   fillMetricSelect();
   document.getElementById("curve-metric").addEventListener("change", (event) => { S.metric = event.target.value; drawCurves(); });
-  document.getElementById("run-filter").addEventListener("input", queueTable);
-  document.getElementById("state-filter").addEventListener("change", queueTable);
+  document.getElementById("run-filter").addEventListener("input", () => { S.page = 0; queueTable(); });
+  document.getElementById("state-filter").addEventListener("change", () => { S.page = 0; queueTable(); });
+  document.getElementById("page-prev").addEventListener("click", () => { S.page--; queueTable(); });
+  document.getElementById("page-next").addEventListener("click", () => { S.page++; queueTable(); });
   document.querySelector("#runs thead").addEventListener("click", (event) => {
     const th = event.target.closest("th");
     if (!th) return;
