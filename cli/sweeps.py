@@ -39,7 +39,9 @@ def create(
     from agent.sweep_config import load_sweep_file
 
     with cli_errors():
-        spec = load_sweep_file(file)  # before the store is opened: a bad file leaves it untouched
+        spec = load_sweep_file(file)  # before the store is opened (or imported): a bad file costs little
+        for warning in spec.warnings:
+            errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
         if backend is Backend.wandb:
             from agent.wandb_backend import create_wandb_sweep
 
@@ -50,7 +52,7 @@ def create(
             record = open_store_for(store_url, home, create=True).create_sweep(spec.config)
     if as_json:
         print(json.dumps({"id": record.id, "backend": record.backend, "method": spec.method,
-                          "total_configs": spec.grid_size}))
+                          "total_configs": spec.grid_size, "warnings": spec.warnings}))
         return
     size = f"{spec.grid_size} runs" if spec.grid_size is not None else (
         f"up to {spec.config['run_cap']} runs" if "run_cap" in spec.config else "runs until stopped")
@@ -182,7 +184,8 @@ def status_table(result: SweepStatus) -> Table:
     name = metric.get("name", "metric")
     size = f"/{result.total_configs}" if result.total_configs else ""
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items()) or "no runs yet"
-    title = (f"sweep {result.id}: {result.state}" + (f" ({result.state_reason})" if result.state_reason else "")
+    named = f" {result.name}" if result.name else ""  # the title is a Text: shown as written
+    title = (f"sweep {result.id}{named}: {result.state}" + (f" ({result.state_reason})" if result.state_reason else "")
              + f"\n{result.method}, {len(result.runs)}{size} runs: {counts}")
     if result.best_run:
         title += f"\nbest {name} {result.best_metric:.4f} (run {result.best_run})"
