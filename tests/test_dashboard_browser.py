@@ -256,3 +256,25 @@ def test_a_non_loopback_bind_refuses_requests_without_the_token(exposed, filled,
         assert "token" not in tab.url
     finally:
         context.close()
+
+
+def test_buttons_appear_only_with_allow_control_and_stop_the_sweep(home, server, page):
+    from dashboard.app import DashboardOptions
+
+    store = open_store(home)
+    sweep = store.create_sweep(dict(SWEEP_CONFIG, name="control sweep"))
+    add_run(store, sweep.id, {"lr": 0.2, "optimizer": "sgd", "epochs": 30}, epochs=2, state="running")
+    page.page.goto(f"{server.base}/sweeps/{sweep.id}")  # the read-only server
+    page.page.wait_for_selector("body[data-ready]", state="attached")
+    assert not page.page.locator("#controls").is_visible()
+    with ServerThread(store, options=DashboardOptions(allow_control=True, poll_ms=1000)) as control:
+        page.page.goto(f"{control.base}/sweeps/{sweep.id}")
+        page.page.wait_for_selector("body[data-ready]", state="attached")
+        assert page.page.locator("#controls button[data-action=retry]").is_visible()
+        page.page.once("dialog", lambda dialog: dialog.accept())
+        page.page.click("#controls button[data-action=cancel]")
+        page.page.wait_for_function("() => document.getElementById('control-result').textContent.includes('stopped')")
+    assert store.get_sweep(sweep.id).state == "stopped"
+    assert store.list_runs(sweep.id)[0].stop_requested  # cancel asks the running run to stop
+    store.close()
+    assert page.errors == []
