@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import report, sweeps, training, winner
+from cli import dashboard, report, sweeps, training, winner
 
 app = typer.Typer(help="Find the best CIFAR-10 classifier under a 5M-parameter budget, with W&B-style sweeps.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -16,6 +16,7 @@ app.command()(sweeps.status)
 app.command()(sweeps.stop)
 app.command()(sweeps.retry)
 app.command()(report.report)
+app.command()(dashboard.dashboard)
 app.command()(training.models)
 app.command()(training.data)
 app.command("train")(training.train_command)
