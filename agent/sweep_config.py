@@ -10,7 +10,8 @@ parameter budget, and finally W&B's engine must accept the config (a dry run of
 A distribution without bounds (normal, log_normal and their q_ forms) can draw a
 value training cannot use however it is set; W&B accepts such files, so they are
 accepted here with a warning that gives the chance of an invalid draw, and the
-controller records such a draw as a failed run (`invalid_draw_reason`).
+agent records such a draw as a failed run, once, never retried and not counted as a
+fault of the box (`invalid_draw_reason` says why a draw is unusable).
 """
 
 from __future__ import annotations
