@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from agent.engine import sweep_engine
 from train.config import EPOCH_METRICS, METRIC_GOALS, ConfigError, TrainConfig
+from train.names import unknown_name_hint
 from train.overrides import coerce_scalar
 
 SUPPORTED_METHODS = ("grid", "random", "bayes")
@@ -203,8 +204,7 @@ def _check_parameter(name: str, spec: dict[str, Any], source: str) -> dict[str, 
     """Fill the spec as W&B does, then validate every value it can produce against TrainConfig."""
     fill_parameter = sweep_engine().config.fill_parameter
     if name not in TrainConfig.model_fields:
-        raise SweepConfigError(f"{source}: unknown parameter '{name}'; valid names: "
-                               f"{', '.join(TrainConfig.model_fields)}")
+        raise SweepConfigError(f"{source}: unknown parameter '{name}'{unknown_name_hint(name, TrainConfig.model_fields)}")
     filled = fill_parameter(name, spec)
     if filled is None:
         raise SweepConfigError(f"{source}: parameters.{name}: not a W&B parameter spec ({spec})")

@@ -13,6 +13,8 @@ from rich.table import Table
 
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
 from cli.common import DataDirOption, HomeOption, JsonOption, StoreOption, cli_errors, console, errors, open_store_for
+from cli.hints import next_steps
+from cli.polish import plural
 
 if TYPE_CHECKING:
     from agent.status import SweepStatus
@@ -27,34 +29,40 @@ def create(
     file: Annotated[Path, typer.Argument(help="A W&B sweep YAML, e.g. sweeps/grid.yaml.")],
     backend: Annotated[Backend, typer.Option(help="local: the embedded store; wandb: W&B's hosted controller.")]
     = Backend.local,
-    project: Annotated[Optional[str], typer.Option(help="W&B project (--backend wandb).")] = None,
-    entity: Annotated[Optional[str], typer.Option(help="W&B entity (--backend wandb).")] = None,
+    project: Annotated[Optional[str], typer.Option(
+        help="W&B project: the hosted sweep's (--backend wandb), else where runs' offline W&B runs sync to.")] = None,
+    entity: Annotated[Optional[str], typer.Option(help="W&B entity, as --project.")] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
+    store_url: StoreOption = None,
 ) -> None:
     """Validate a sweep file and register it; prints the sweep id and the agent command."""
     from store.sqlite import LocalStore
     from agent.sweep_config import load_sweep_file
+    from agent.sweep_file_keys import check_runnable, with_wandb_names
 
     with cli_errors():
         spec = load_sweep_file(file)  # before the store is opened: a bad file leaves it untouched
+        check_runnable(spec.config, str(file))
         if backend is Backend.wandb:
             from agent.wandb_backend import create_wandb_sweep
 
             path = create_wandb_sweep(spec, project, entity)
             record = LocalStore(home).create_sweep(spec.config, backend="wandb", sweep_id=str(path))
         else:
-            record = LocalStore(home).create_sweep(spec.config)
+            record = LocalStore(home).create_sweep(with_wandb_names(spec.config, project, entity))
     if as_json:
         print(json.dumps({"id": record.id, "backend": record.backend, "method": spec.method,
                           "total_configs": spec.grid_size}))
         return
-    size = f"{spec.grid_size} runs" if spec.grid_size is not None else (
-        f"up to {spec.config['run_cap']} runs" if "run_cap" in spec.config else "runs until stopped")
+    size = plural(spec.grid_size, "run") if spec.grid_size is not None else (
+        f"up to {plural(spec.config['run_cap'], 'run')}" if "run_cap" in spec.config else "runs until stopped")
     metric = f", {spec.metric_goal} {spec.metric_name}" if spec.metric_name else ""
     console.print(f"Created {record.backend} sweep [bold]{record.id}[/bold] ({spec.method}, {size}{metric})",
                   highlight=False)
-    console.print(f"Start an agent:  sweep agent {record.id}", highlight=False)
+    console.print("Next:", highlight=False)
+    for command, what in next_steps(record.id, home, store_url):
+        console.print(f"  {escape(command)}  [dim]# {what}[/dim]", highlight=False, soft_wrap=True)
 
 
 def agent(
@@ -71,7 +79,9 @@ def agent(
     train_fn: Annotated[Optional[str], typer.Option(envvar=TRAIN_FN_ENV, hidden=True,
                                                      help="module:function replacing train.train")] = None,
     label: Annotated[str, typer.Option(hidden=True, help="Prefix for this worker's lines.")] = "",
-    plain: Annotated[bool, typer.Option(hidden=True, help="Plain lines instead of a progress bar.")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="Plain lines instead of a progress bar (for logs).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines for scripts: claimed, epoch, "
+                                                         "ended, idle, done.")] = False,
     stats_out: Annotated[Optional[Path], typer.Option(hidden=True, help="Write claim/idle timings here.")] = None,
 ) -> None:
     """Train the sweep's runs until none are left; SIGTERM/Ctrl-C checkpoints and marks the run preempted."""
@@ -82,13 +92,16 @@ def agent(
     with cli_errors():
         request = AgentRequest(sweep_id=sweep_id, count=count, gpus=gpus, max_failures=max_failures,
                                data_dir=data_dir, home=home, lease_seconds=lease_seconds, train_fn=train_fn,
-                               label=label, plain=plain)
+                               label=label, plain=plain, json_lines=as_json)
         store = LocalStore(home)
         backend_of(sweep_id, store)  # an unknown sweep stops here, before any worker starts
         workers = worker_gpus(request)
         if workers:
-            console.print(f"starting {len(workers)} workers on GPUs {', '.join(workers)} for sweep {sweep_id}",
-                          highlight=False)
+            if as_json:
+                print(json.dumps({"event": "workers", "gpus": workers, "sweep": sweep_id}), flush=True)
+            else:
+                console.print(f"starting {len(workers)} workers on GPUs {', '.join(workers)} for sweep {sweep_id}",
+                              highlight=False)
             raise typer.Exit(spawn_workers(workers, request.worker_args(), home))
         try:
             report = run_agent(request, store, console)
@@ -134,7 +147,8 @@ def status(sweep_id: str, as_json: JsonOption = False, home: HomeOption = None) 
 
 def stop(
     sweep_id: str,
-    cancel: Annotated[bool, typer.Option(help="Also stop running runs (they end as killed).")] = False,
+    cancel: Annotated[bool, typer.Option("--cancel", help="Also stop running runs (they end as killed).")] = False,
+    as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
     """Stop handing out new runs; running runs finish unless --cancel."""
@@ -143,6 +157,10 @@ def stop(
 
     with cli_errors():
         record = Controller(LocalStore(home)).stop_sweep(sweep_id, cancel=cancel)
+    if as_json:
+        print(json.dumps({"id": record.id, "state": record.state, "state_reason": record.state_reason,
+                          "cancel": cancel}))
+        return
     tail = "running runs will be stopped at their next step" if cancel else "running runs will finish"
     console.print(f"sweep {record.id} is {record.state}: no new runs; {tail}", highlight=False)
 
@@ -154,8 +172,9 @@ def status_table(result: SweepStatus) -> Table:
     name = metric.get("name", "metric")
     size = f"/{result.total_configs}" if result.total_configs else ""
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items()) or "no runs yet"
+    runs_word = "run" if (result.total_configs or len(result.runs)) == 1 else "runs"  # '1/1 run', '2/108 runs'
     title = (f"sweep {result.id}: {result.state}" + (f" ({result.state_reason})" if result.state_reason else "")
-             + f"\n{result.method}, {len(result.runs)}{size} runs: {counts}")
+             + f"\n{result.method}, {len(result.runs)}{size} {runs_word}: {counts}")
     if result.best_run:
         title += f"\nbest {name} {result.best_metric:.4f} (run {result.best_run})"
     fixed = sorted({(k, str(v)) for run in result.runs for k, v in run.config.items() if k not in result.searched})
