@@ -20,6 +20,13 @@ def next_steps(sweep_id: str, home: Path | None, store_url: str | None) -> list[
     """(command, what it does) for the commands a user runs next on this sweep."""
     options = store_args(home, store_url)
     quoted = shlex.quote(sweep_id)
-    return [(f"sweep agent {quoted}{options}", "train its runs (each agent started trains one more at a time)"),
+    return [(f"sweep agent {quoted}{options}", "train its runs; start more agents to train more at once"),
             (f"sweep status {quoted}{options}", "runs by state and the best so far"),
             (f"sweep report {quoted}{options}", "figures, report.html and report.md")]
+
+
+def next_step_lines(sweep_id: str, home: Path | None, store_url: str | None) -> list[str]:
+    """The hints as aligned lines: '  sweep agent ID --home X   # what it does'."""
+    steps = next_steps(sweep_id, home, store_url)
+    width = max(len(command) for command, _ in steps)
+    return [f"  {command.ljust(width)}  # {what}" for command, what in steps]

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
 from cli.common import DataDirOption, HomeOption, JsonOption, StoreOption, cli_errors, console, errors, open_store_for
-from cli.hints import next_steps
+from cli.hints import next_step_lines
 from cli.polish import plural
 
 if TYPE_CHECKING:
@@ -61,8 +61,8 @@ def create(
     console.print(f"Created {record.backend} sweep [bold]{record.id}[/bold] ({spec.method}, {size}{metric})",
                   highlight=False)
     console.print("Next:", highlight=False)
-    for command, what in next_steps(record.id, home, store_url):
-        console.print(f"  {escape(command)}  [dim]# {what}[/dim]", highlight=False, soft_wrap=True)
+    for line in next_step_lines(record.id, home, store_url):
+        console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 def agent(

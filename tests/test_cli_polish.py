@@ -222,3 +222,47 @@ def test_make_venv_cpu_takes_torch_from_the_cpu_index_at_the_pinned_versions_fir
     pinned = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines()
                   if line.startswith(("torch==", "torchvision==")))
     assert pins == [f"torch=={pinned['torch']}", f"torchvision=={pinned['torchvision']}"]
+
+
+# -- the README and docs speak to users -----------------------------------------------------------------------
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def documented_commands(path: Path) -> list[list[str]]:
+    """The `sweep ...` commands in a page's code blocks: `$ sweep ...` lines, and bare `sweep ...` lines of
+    ```sh blocks (comments dropped). Synopsis lines ([--opt], <id>, ...) and output are not commands."""
+    found, fence = [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fence = line[3:].strip() if fence is None else None
+            continue
+        text = line.strip()
+        if fence is None or not (text.startswith("$ sweep ") or (fence == "sh" and text.startswith("sweep "))):
+            continue
+        text = text.removeprefix("$ ")
+        if "[" in text or "<" in text or "..." in text:
+            continue
+        words = shlex.split(text.split("  #")[0].split(" | ")[0], comments=True)
+        found.append(words[1:])
+    return found
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_every_documented_sweep_command_parses(page: Path) -> None:
+    commands = documented_commands(page)
+    if page.name == "README.md":
+        assert {argv[0] for argv in commands} >= {"data", "create", "agent", "status", "report"}
+    for argv in commands:
+        if argv and argv[0] in group().commands:
+            parse(argv)  # raises click.UsageError where `sweep ARGV` would
+        else:
+            pytest.fail(f"{page.name}: `sweep {' '.join(argv)}` is not a command")
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_pages_name_no_development_machine(page: Path) -> None:
+    text = page.read_text()
+    for phrase in ("../shared", "/work/", "this offline machine", "this development machine", ".devdata",
+                   "cifar_device_pack"):
+        assert phrase not in text, f"{page.name} mentions {phrase!r}"
