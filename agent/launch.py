@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 
-from agent.controller import Controller
+from agent.controller import DEFAULT_STORE_DEADLINE_S, Controller
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES
 from agent.json_events import make_display
-from store.sqlite import LocalStore
+from store.protocol import Store
 from agent.worker import Agent, AgentOptions, AgentReport, StopFlag, TrainFn, install_signal_handlers, load_train_fn
 
 
@@ -43,9 +43,12 @@ class AgentRequest(BaseModel):
     label: str = ""  # set on workers: names their lines and their agent id
     plain: bool = False
     json_lines: bool = False  # `--json`: events as JSON lines (agent/json_events.py)
+    store_url: str | None = None
+    store_timeout: float = DEFAULT_STORE_DEADLINE_S
 
     def worker_args(self) -> list[str]:
-        args = [self.sweep_id, "--max-failures", str(self.max_failures), "--lease-seconds", str(self.lease_seconds)]
+        args = [self.sweep_id, "--max-failures", str(self.max_failures), "--lease-seconds", str(self.lease_seconds),
+                "--store-timeout", str(self.store_timeout)]
         args += ["--count", str(self.count)] if self.count else []
         args += ["--data-dir", str(self.data_dir)] if self.data_dir else []
         args += ["--train-fn", self.train_fn] if self.train_fn else []
@@ -80,7 +83,7 @@ def worker_gpus(request: AgentRequest) -> list[str] | None:
     return chosen
 
 
-def run_agent(request: AgentRequest, store: LocalStore, console: Console) -> AgentReport:
+def run_agent(request: AgentRequest, store: Store, console: Console) -> AgentReport:
     """One agent in this process, on either backend. Loads the data first: a missing dataset stops it
     before it claims anything."""
     backend = backend_of(request.sweep_id, store)
@@ -99,7 +102,7 @@ def run_agent(request: AgentRequest, store: LocalStore, console: Console) -> Age
             sys.modules["wandb"].teardown()
 
 
-def backend_of(sweep_id: str, store: LocalStore) -> str:
+def backend_of(sweep_id: str, store: Store) -> str:
     """entity/project/id is on W&B; anything else must be a sweep in the store (else SweepNotFound)."""
     return "wandb" if "/" in sweep_id else store.get_sweep(sweep_id).backend
 
@@ -113,7 +116,7 @@ def load_data_once(train_fn: TrainFn, data_dir: Path | None) -> Any:
     return load_cifar10(data_dir)
 
 
-def _run_local(request: AgentRequest, store: LocalStore, console: Console, train_fn: TrainFn, data: Any,
+def _run_local(request: AgentRequest, store: Store, console: Console, train_fn: TrainFn, data: Any,
                stop: StopFlag) -> AgentReport:
     from agent.status import sweep_status
 
@@ -126,12 +129,12 @@ def _run_local(request: AgentRequest, store: LocalStore, console: Console, train
     options = AgentOptions(sweep_id=request.sweep_id, count=request.count, lease_seconds=request.lease_seconds,
                            max_consecutive_failures=request.max_failures,
                            agent_id=f"{request.label}@{host_pid}" if request.label else host_pid)
-    agent = Agent(Controller(store), options, train_fn, display, stop, data=data)
+    agent = Agent(Controller(store, deadline=request.store_timeout), options, train_fn, display, stop, data=data)
     with display:
         return agent.run()
 
 
-def _run_wandb(request: AgentRequest, store: LocalStore, console: Console, train_fn: TrainFn, data: Any,
+def _run_wandb(request: AgentRequest, store: Store, console: Console, train_fn: TrainFn, data: Any,
                stop: StopFlag) -> AgentReport:
     from agent.wandb_backend import SweepPath, Trial, run_wandb_agent
 
@@ -145,13 +148,15 @@ def _run_wandb(request: AgentRequest, store: LocalStore, console: Console, train
     return report
 
 
-def spawn_workers(gpus: Sequence[str], worker_args: Sequence[str], home: Path | None) -> int:
+def spawn_workers(gpus: Sequence[str], worker_args: Sequence[str], home: Path | None, store_url: str | None) -> int:
     """Run `sweep agent` once per GPU in child processes; signals are passed on; returns the worst exit code."""
     children = []
     for gpu in gpus:
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)
         if home is not None:
             env["SWEEP_HOME"] = str(home)
+        if store_url is not None:
+            env["SWEEP_STORE"] = store_url
         args = [sys.executable, "-m", "cli.main", "agent", *worker_args, "--label", f"gpu{gpu}", "--plain"]
         children.append(subprocess.Popen(args, env=env))
 

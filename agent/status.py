@@ -7,12 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.controller import best_value
-from store.records import BROKEN_STATES, RunRecord
-from store.sqlite import LocalStore
+from agent.controller import Controller
+from agent.decisions import has_result
 from agent.sweep_config import grid_size
+from store.protocol import Store
+from store.records import BROKEN_STATES, RUN_STATES, RunRecord, best_run, metric_of, run_score
 
-STATE_ORDER = ("running", "pending", "preempted", "crashed", "failed", "killed", "finished")
+STATE_ORDER = RUN_STATES
 
 
 class RunStatus(BaseModel):
@@ -38,6 +39,8 @@ class SweepStatus(BaseModel):
     searched: list[str]  # parameters the sweep varies; the others have one value for every run
     best_run: str | None
     best_metric: float | None
+    points_without_result: int | None = None  # grid points whose run crashed or failed after every retry
+    without_result: list[str] = []  # those runs' ids (any method)
     runs: list[RunStatus]
 
 
@@ -54,32 +57,36 @@ class SweepListing(BaseModel):
     created_at: float
 
 
-def run_status(run: RunRecord, metric: str | None, goal: str | None) -> RunStatus:
-    return RunStatus(id=run.id, state=run.state, config=run.config, epochs_done=len(run.history),
-                     best_metric=best_value(run.history, metric, goal), attempts=run.attempts,
+def run_status(run: RunRecord, metric: str | None, goal: str) -> RunStatus:
+    return RunStatus(id=run.id, state=run.state, config=run.config, epochs_done=run.epochs_done,
+                     best_metric=run_score(run, metric, goal), attempts=run.attempts,
                      failure=run.failure, test_acc=run.summary.get("test_acc"))
 
 
-def sweep_status(store: LocalStore, sweep_id: str) -> SweepStatus:
+def sweep_status(store: Store, sweep_id: str) -> SweepStatus:
     sweep = store.get_sweep(sweep_id)
-    if sweep.backend == "local" and sweep.state == "running":
-        store.reap(sweep_id)
-    metric = sweep.config.get("metric")
-    name, goal = (metric or {}).get("name"), (metric or {}).get("goal")
-    runs = [run_status(r, name, goal) for r in store.list_runs(sweep_id)] if sweep.backend == "local" else []
+    if sweep.backend == "local" and sweep.state == "running" and not getattr(store.dialect, "read_only", False):
+        Controller(store).reap(sweep_id)
+        sweep = store.get_sweep(sweep_id)
+    name, goal = metric_of(sweep)
+    records = store.list_runs(sweep_id) if sweep.backend == "local" else []
+    runs = [run_status(r, name, goal) for r in records]
     counts = Counter(r.state for r in runs)
-    scored = [r for r in runs if r.best_metric is not None and r.state not in BROKEN_STATES]
-    best = (max if goal != "minimize" else min)(scored, key=lambda r: r.best_metric) if scored else None
-    return SweepStatus(id=sweep.id, state=sweep.state, state_reason=store.sweep_state_reason(sweep_id),
-                       backend=sweep.backend, method=sweep.config.get("method", "?"), metric=metric,
-                       total_configs=grid_size(sweep.config),
+    best = best_run(records, name, goal)
+    # Runs that broke without a result (crashed, or failed by the box), whether or not a retry is due.
+    missing = [r.id for r in records if r.state in BROKEN_STATES and not has_result(r)]
+    total = grid_size(sweep.config)
+    return SweepStatus(id=sweep.id, state=sweep.state, state_reason=sweep.state_reason,
+                       backend=sweep.backend, method=sweep.config.get("method", "?"), metric=sweep.config.get("metric"),
+                       total_configs=total,
                        counts={s: counts[s] for s in STATE_ORDER if counts[s]},
                        searched=[k for k, spec in sweep.config.get("parameters", {}).items() if "value" not in spec],
-                       best_run=best.id if best else None, best_metric=best.best_metric if best else None,
+                       best_run=best[0].id if best else None, best_metric=best[1] if best else None,
+                       points_without_result=len(missing) if total is not None else None, without_result=missing,
                        runs=runs)
 
 
-def list_sweeps(store: LocalStore) -> list[SweepListing]:
+def list_sweeps(store: Store) -> list[SweepListing]:
     listings = []
     for sweep in store.list_sweeps():
         status = sweep_status(store, sweep.id)

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from agent.sweep_config import SweepSpec
 from agent.wandb_run import WandbRun, quiet_settings
-from agent.worker import AgentReport, AgentStopped, StopFlag, TrainFn, one_line_reason
+from agent.worker import AgentReport, AgentStopped, RunBudget, StopFlag, TrainFn, one_line_reason
 
 
 class WandbBackendError(Exception):
@@ -64,31 +64,41 @@ class Trial:
         self.outcome: str | None = None
         self.detail: str | None = None
         self.run_id: str | None = None
+        self.diverged = False
 
     def __call__(self) -> None:
         import wandb
 
         from train import TrainConfig
 
-        self.outcome, self.detail = None, None
+        self.outcome, self.detail, self.diverged = None, None, False
         run = wandb.init(settings=quiet_settings())  # project, run id and config come from W&B's agent
         logger = WandbRun(run)
         self.run_id = run.id
         values = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
         run_dir = self.runs_root / (run.sweep_id or "no-sweep") / run.id
 
-        def report_epoch(event: Any) -> None:
-            event.metrics.check_finite()
-            metrics = event.metrics.model_dump()
-            logger.log_epoch(metrics)
-            self.events.epoch(run.id, metrics, event.epochs)
+        trial = self
+
+        class Hooks:
+            def on_step(self, step: int, total: int) -> None:
+                pass
+
+            def on_epoch(self, event: Any) -> None:
+                event.metrics.check_finite()
+                metrics = event.metrics.model_dump()
+                logger.log_epoch(metrics)
+                trial.events.epoch(run.id, metrics, event.epochs)
+
+            def should_stop(self) -> bool:
+                return trial.stop.is_set()
 
         try:
             config = TrainConfig.resolve(values)
-            result = self.train_fn(config, [report_epoch], data=self.data, run_dir=run_dir, device=self.device,
-                                   should_stop=self.stop.is_set)
+            result = self.train_fn(config, Hooks(), data=self.data, run_dir=run_dir, device=self.device)
         except Exception as error:
             self.outcome, self.detail = "failed", one_line_reason(error)
+            self.diverged = isinstance(error, FloatingPointError)  # the configuration's result, not a fault
             logger.write_summary("failed", None, self.detail)
             raise  # W&B's agent marks the run failed and counts it
         preempted = result.status == "stopped" and self.stop.is_set()
@@ -104,8 +114,8 @@ def run_wandb_agent(path: SweepPath, trial: Trial, count: int | None, max_consec
     import wandb
 
     report = AgentReport(agent_id=f"wandb:{os.getpid()}")
-    consecutive, done = 0, 0
-    while not trial.stop.is_set() and (count is None or done < count):
+    budget = RunBudget(count, max_consecutive_failures, trial.stop)
+    while budget.more():
         trial.outcome = None
         try:
             wandb.agent(str(path), function=trial, entity=path.entity, project=path.project, count=1,
@@ -115,13 +125,12 @@ def run_wandb_agent(path: SweepPath, trial: Trial, count: int | None, max_consec
         if trial.outcome is None:  # W&B handed out no run: the sweep is finished, stopped or capped
             report.stopped_because = "W&B's controller has no more runs"
             break
-        done += 1
         report.outcomes[trial.outcome] = report.outcomes.get(trial.outcome, 0) + 1
         events.ended(trial.run_id or "?", trial.outcome, trial.detail)
-        consecutive = consecutive + 1 if trial.outcome == "failed" else 0
-        if consecutive >= max_consecutive_failures:
-            report.stopped_because = f"{consecutive} consecutive runs failed (last: {trial.detail})"
-            raise AgentStopped(f"W&B agent stopped itself: {report.stopped_because}")
+        give_up = budget.record(trial.outcome == "failed" and not trial.diverged, trial.detail)
+        if give_up:
+            report.stopped_because = give_up
+            raise AgentStopped(f"W&B agent stopped itself: {give_up}")
     if trial.stop.is_set():
         report.stopped_because = trial.stop.reason
     return report

@@ -1,14 +1,15 @@
-"""Load benchmark of the local store: N agent processes drain one grid sweep.
+"""Load benchmark of the stores: N agent processes drain one grid sweep, SQLite and PostgreSQL side by side.
 
-    python -m bench.claims                      # 8 agents, 125-point grid
-    python -m bench.claims --agents 4 --points 40 --work-ms 0
+    python -m bench.claims                      # 8 agents, 125-point grid, on both stores
+    python -m bench.claims --stores sqlite --agents 4 --points 40 --work-ms 0
+    python -m bench.claims --postgres postgresql://user@host:5432/db   # an existing server
 
-Each agent is a real `sweep agent` process on one SQLite file; its training
-function (`instant_train`) only sleeps `--work-ms` per epoch and reports made-up
-metrics, so what is measured is the orchestration: the claim transaction
-(W&B's grid engine included) and the agent's idle time between two runs.
-Afterwards the store is checked: every grid configuration finished exactly
-once, none lost, none duplicated. Exit code 1 if not.
+Each agent is a real `sweep agent` process; its training function (`bench.fake_train`) only sleeps
+`--work-ms` per epoch and reports made-up metrics, so what is measured is the orchestration: the
+claim transaction (W&B's grid engine included) and the agent's idle time between two runs. Without
+--postgres, a throwaway PostgreSQL server is started on loopback (Debian's `postgresql` binaries).
+Afterwards each store is checked: every grid configuration finished exactly once, none lost, none
+duplicated. Exit code 1 if not.
 """
 
 from __future__ import annotations
@@ -27,41 +28,7 @@ from typing import Any
 
 import numpy as np
 
-WORK_MS_ENV = "BENCH_WORK_MS"
-
-
-def instant_train(config: Any, callbacks: Any = (), *, data: Any = None, run_dir: Any = None, device: Any = None,
-                  should_stop: Any = None) -> Any:
-    """Stands in for train.train: sleeps instead of training, reports one made-up epoch at a time."""
-    from train.loop import EpochEnd
-    from train.result import EpochMetrics, TrainResult
-
-    work_s = float(os.environ.get(WORK_MS_ENV, "20")) / 1000
-    epochs = math.ceil(config.epochs)
-    history: list[EpochMetrics] = []
-    stop_reason = None
-    for epoch in range(1, epochs + 1):
-        time.sleep(work_s)
-        if should_stop is not None and should_stop():
-            stop_reason = "preempted"
-            break
-        score = 0.5 + 0.1 * math.sin(config.lr * 100 + config.seed) + 0.01 * epoch
-        metrics = EpochMetrics(epoch=epoch, train_loss=1 / epoch, train_acc=score, val_loss=1 - score,
-                               val_acc=score, lr=config.lr, epoch_seconds=work_s, images_per_second=1.0)
-        history.append(metrics)
-        event = EpochEnd(metrics, epochs, None)
-        for callback in callbacks:
-            callback(event)
-        if event.stop_reason:
-            stop_reason = event.stop_reason
-            break
-    return TrainResult(status="stopped" if stop_reason else "finished", stop_reason=stop_reason,
-                       config=config.model_dump(), model=config.model, params=0, device="none", precision="none",
-                       history=history, train_seconds=work_s * len(history), total_seconds=work_s * len(history),
-                       test_acc=history[-1].val_acc if history and not stop_reason else None)
-
-
-instant_train.needs_data = False  # the agent skips loading CIFAR-10 for it
+from bench.fake_train import WORK_MS_ENV
 
 
 def grid_config(points: int, epochs: int) -> dict[str, Any]:
@@ -84,14 +51,18 @@ def percentile_ms(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
 
 
-def run(agents: int, points: int, epochs: int, work_ms: float, home: Path) -> dict[str, Any]:
-    from store.sqlite import LocalStore
+def run(agents: int, points: int, epochs: int, work_ms: float, home: Path, store_url: str | None = None) -> dict[str, Any]:
     from agent.sweep_config import validate_sweep
+    from store.open import open_store
 
     spec = validate_sweep(grid_config(points, epochs), source="bench")
-    store = LocalStore(home)
+    home.mkdir(parents=True, exist_ok=True)
+    store = open_store(store_url, home=home, create=True)
     sweep = store.create_sweep(spec.config)
-    env = dict(os.environ, SWEEP_HOME=str(home), WANDB_MODE="disabled", **{WORK_MS_ENV: str(work_ms)})
+    env = dict(os.environ, SWEEP_HOME=str(home), WANDB_MODE="disabled", SWEEP_ARTIFACTS=str(home / "runs"),
+               **{WORK_MS_ENV: str(work_ms)})
+    if store_url:
+        env["SWEEP_STORE"] = store_url
     stats = [home / f"agent-{i}.json" for i in range(agents)]
     logs = [home / f"agent-{i}.err" for i in range(agents)]
     started = time.perf_counter()
@@ -100,7 +71,7 @@ def run(agents: int, points: int, epochs: int, work_ms: float, home: Path) -> di
         # stderr goes to a file: a pipe nobody reads while we wait could fill and hang the child.
         with logs[i].open("wb") as err:
             return subprocess.Popen([sys.executable, "-m", "cli.main", "agent", sweep.id, "--plain",
-                                     "--label", f"a{i}", "--train-fn", "bench.claims:instant_train",
+                                     "--label", f"a{i}", "--train-fn", "bench.fake_train:instant_train",
                                      "--stats-out", str(stats[i])], env=env, stdout=subprocess.DEVNULL, stderr=err)
 
     children = [start(i) for i in range(agents)]
@@ -115,6 +86,7 @@ def run(agents: int, points: int, epochs: int, work_ms: float, home: Path) -> di
     configs = Counter(json.dumps(r.config, sort_keys=True) for r in runs)
     finished = Counter(json.dumps(r.config, sort_keys=True) for r in runs if r.state == "finished")
     return {
+        "store": "postgresql" if store_url and store_url.startswith("postgres") else "sqlite",
         "agents": agents, "grid_points": spec.grid_size, "epochs_per_run": epochs, "work_ms_per_epoch": work_ms,
         "exit_codes": codes, "errors": errors, "wall_seconds": round(wall, 2),
         "runs": len(runs), "finished_once": sum(1 for n in finished.values() if n == 1),
@@ -136,33 +108,51 @@ def passed(result: dict[str, Any]) -> bool:
             and not result["lost_configs"] and all(code == 0 for code in result["exit_codes"]))
 
 
+def report_line(result: dict[str, Any]) -> str:
+    return (f"{result['store']:>10}: {result['agents']} agents, {result['grid_points']}-point grid in "
+            f"{result['wall_seconds']} s; finished once {result['finished_once']}, duplicated "
+            f"{result['duplicated_configs']}, lost {result['lost_configs']}; claim p50 {result['claim_ms_p50']} ms, "
+            f"p99 {result['claim_ms_p99']} ms, max {result['claim_ms_max']} ms over {result['claims']} claims; "
+            f"idle between runs p50 {result['idle_ms_p50']} ms, p99 {result['idle_ms_p99']} ms")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--points", type=int, default=125, help="grid size, rounded up to a multiple of 25")
     parser.add_argument("--epochs", type=int, default=2, help="epochs each run reports (one store write each)")
     parser.add_argument("--work-ms", type=float, default=20.0, help="sleep per epoch, standing in for training")
-    parser.add_argument("--home", type=Path, default=None, help="store folder (default: a fresh temporary one)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--stores", nargs="+", choices=("sqlite", "postgres"), default=["sqlite", "postgres"])
+    parser.add_argument("--postgres", default=None, help="an existing server's URL (default: start a throwaway one)")
+    parser.add_argument("--out", type=Path, default=None, help="append each store's result as a JSON line here")
+    parser.add_argument("--json", action="store_true", help="print each result as one JSON object")
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="bench-claims-") as scratch:
-        result = run(args.agents, args.points, args.epochs, args.work_ms, args.home or Path(scratch))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{result['agents']} agents drained a {result['grid_points']}-point grid in {result['wall_seconds']} s "
-              f"(runs per agent: {result['runs_per_agent']})")
-        print(f"runs: {result['runs']}, finished exactly once: {result['finished_once']}, "
-              f"duplicated: {result['duplicated_configs']}, lost: {result['lost_configs']}, "
-              f"states: {result['states']}, sweep: {result['sweep_state']}")
-        print(f"claim latency over {result['claims']} claims: p50 {result['claim_ms_p50']} ms, "
-              f"p99 {result['claim_ms_p99']} ms, max {result['claim_ms_max']} ms")
-        print(f"agent idle between runs: p50 {result['idle_ms_p50']} ms, p99 {result['idle_ms_p99']} ms, "
-              f"mean {result['idle_ms_mean']} ms")
+    results, server = [], None
+    try:
+        for kind in args.stores:
+            url = None
+            if kind == "postgres":
+                if args.postgres:
+                    url = args.postgres
+                else:
+                    from bench.postgres_server import PostgresServer
+
+                    server = PostgresServer()
+                    url = server.new_database()
+            with tempfile.TemporaryDirectory(prefix="bench-claims-") as scratch:
+                results.append(run(args.agents, args.points, args.epochs, args.work_ms, Path(scratch), url))
+    finally:
+        if server is not None:
+            server.close()
+    for result in results:
+        print(json.dumps(result) if args.json else report_line(result))
         for error in result["errors"]:
             print(f"agent error: {error}", file=sys.stderr)
-    sys.exit(0 if passed(result) else 1)
+        if args.out is not None:
+            with args.out.open("a") as out:
+                out.write(json.dumps(result) + "\n")
+    sys.exit(0 if all(passed(result) for result in results) else 1)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from cli.common import HomeOption, StoreOption
 from report.errors import ReportError
 
 console = Console()
@@ -21,8 +22,8 @@ def report(
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder for the figures, report.html and report.md (default: reports/ID).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print {best_run, files} as JSON for scripts.")] = False,
-    home: Annotated[Optional[Path], typer.Option(
-        "--home", envvar="SWEEP_HOME", help="Store folder: sweep.db and run artifacts (default ./.sweep).")] = None,
+    home: HomeOption = None,
+    store_url: StoreOption = None,
 ) -> None:
     """Best run, runs by state, top runs; the paper's figures and the sweep's panels as PNG, HTML and Markdown."""
     from report.build import build_report, written_files
@@ -31,7 +32,7 @@ def report(
 
     out_dir = out if out is not None else Path("reports") / sweep_id.replace("/", "_")
     try:
-        report = build_report(open_source(sweep_id, home), sweep_id, out_dir)
+        report = build_report(open_source(sweep_id, home, store_url), sweep_id, out_dir)
     except ReportError as error:
         errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

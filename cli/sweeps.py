@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from agent.controller import DEFAULT_STORE_DEADLINE_S
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
 from cli.common import DataDirOption, HomeOption, JsonOption, StoreOption, cli_errors, console, errors, open_store_for
 from cli.hints import next_step_lines
@@ -37,7 +39,6 @@ def create(
     store_url: StoreOption = None,
 ) -> None:
     """Validate a sweep file and register it; prints the sweep id and the agent command."""
-    from store.sqlite import LocalStore
     from agent.sweep_config import load_sweep_file
     from agent.sweep_file_keys import check_runnable, with_wandb_names
 
@@ -48,9 +49,11 @@ def create(
             from agent.wandb_backend import create_wandb_sweep
 
             path = create_wandb_sweep(spec, project, entity)
-            record = LocalStore(home).create_sweep(spec.config, backend="wandb", sweep_id=str(path))
+            record = open_store_for(store_url, home, create=True).create_sweep(spec.config, backend="wandb",
+                                                                                sweep_id=str(path))
         else:
-            record = LocalStore(home).create_sweep(with_wandb_names(spec.config, project, entity))
+            record = open_store_for(store_url, home, create=True).create_sweep(
+                with_wandb_names(spec.config, project, entity))
     if as_json:
         print(json.dumps({"id": record.id, "backend": record.backend, "method": spec.method,
                           "total_configs": spec.grid_size}))
@@ -74,6 +77,10 @@ def agent(
         min=1, help="Stop this agent after this many consecutive failed runs.")] = DEFAULT_MAX_CONSECUTIVE_FAILURES,
     data_dir: DataDirOption = None,
     home: HomeOption = None,
+    store_url: StoreOption = None,
+    store_timeout: Annotated[float, typer.Option(
+        min=1.0, help="Give up (checkpoint, hand the run back, exit 1) when the store stays unreachable this "
+                      "long; shorter outages are waited out.")] = DEFAULT_STORE_DEADLINE_S,
     lease_seconds: Annotated[float, typer.Option(
         min=1.0, help="A run whose agent sends no heartbeat for this long is offered again.")] = DEFAULT_LEASE_S,
     train_fn: Annotated[Optional[str], typer.Option(envvar=TRAIN_FN_ENV, hidden=True,
@@ -86,14 +93,14 @@ def agent(
 ) -> None:
     """Train the sweep's runs until none are left; SIGTERM/Ctrl-C checkpoints and marks the run preempted."""
     from agent.launch import AgentRequest, backend_of, run_agent, spawn_workers, worker_gpus
-    from store.sqlite import LocalStore
     from agent.worker import AgentStopped
 
     with cli_errors():
         request = AgentRequest(sweep_id=sweep_id, count=count, gpus=gpus, max_failures=max_failures,
                                data_dir=data_dir, home=home, lease_seconds=lease_seconds, train_fn=train_fn,
-                               label=label, plain=plain, json_lines=as_json)
-        store = LocalStore(home)
+                               label=label, plain=plain, json_lines=as_json, store_url=store_url,
+                               store_timeout=store_timeout)
+        store = open_store_for(store_url, home)
         backend_of(sweep_id, store)  # an unknown sweep stops here, before any worker starts
         workers = worker_gpus(request)
         if workers:
@@ -102,7 +109,7 @@ def agent(
             else:
                 console.print(f"starting {len(workers)} workers on GPUs {', '.join(workers)} for sweep {sweep_id}",
                               highlight=False)
-            raise typer.Exit(spawn_workers(workers, request.worker_args(), home))
+            raise typer.Exit(spawn_workers(workers, request.worker_args(), home, store_url))
         try:
             report = run_agent(request, store, console)
         except AgentStopped as error:
@@ -110,15 +117,18 @@ def agent(
             raise typer.Exit(1) from None
     if stats_out is not None:
         stats_out.write_text(report.model_dump_json())
+    if not report.complete:  # the sweep ended with runs that have no result: a script must notice
+        errors.print(f"[yellow]incomplete:[/yellow] {escape(report.stopped_because or '')}", highlight=False,
+                     soft_wrap=True)
+        raise typer.Exit(3)
 
 
-def list_command(as_json: JsonOption = False, home: HomeOption = None) -> None:
+def list_command(as_json: JsonOption = False, home: HomeOption = None, store_url: StoreOption = None) -> None:
     """List the sweeps in the store."""
     from agent.status import list_sweeps
-    from store.sqlite import LocalStore
 
     with cli_errors():
-        listings = list_sweeps(LocalStore(home))
+        listings = list_sweeps(open_store_for(store_url, home))
     if as_json:
         print(json.dumps([item.model_dump() for item in listings], indent=2))
         return
@@ -127,18 +137,18 @@ def list_command(as_json: JsonOption = False, home: HomeOption = None) -> None:
         table.add_column(column, justify="right" if column in ("runs", "finished", "best") else "left")
     for item in listings:
         best = f"{item.metric} {item.best_metric:.4f}" if item.best_metric is not None else "-"
-        table.add_row(item.id, item.name or "-", item.backend, item.method, item.state, str(item.runs),
-                      str(item.finished), best)
+        table.add_row(*(Text(str(cell)) for cell in (item.id, item.name or "-", item.backend, item.method,
+                                                      item.state, item.runs, item.finished, best)))
     console.print(table)
 
 
-def status(sweep_id: str, as_json: JsonOption = False, home: HomeOption = None) -> None:
-    """Runs by state, with config, epochs done and best metric."""
+def status(sweep_id: str, as_json: JsonOption = False, home: HomeOption = None,
+           store_url: StoreOption = None) -> None:
+    """Runs by state, with config, epochs done and best metric; runs that ended without a result."""
     from agent.status import sweep_status
-    from store.sqlite import LocalStore
 
     with cli_errors():
-        result = sweep_status(LocalStore(home), sweep_id)
+        result = sweep_status(open_store_for(store_url, home), sweep_id)
     if as_json:
         print(result.model_dump_json(indent=2))
         return
@@ -150,19 +160,34 @@ def stop(
     cancel: Annotated[bool, typer.Option("--cancel", help="Also stop running runs (they end as killed).")] = False,
     as_json: JsonOption = False,
     home: HomeOption = None,
+    store_url: StoreOption = None,
 ) -> None:
-    """Stop handing out new runs; running runs finish unless --cancel."""
+    """Stop handing out new runs; running runs finish unless --cancel. `sweep resume` undoes it."""
     from agent.controller import Controller
-    from store.sqlite import LocalStore
 
     with cli_errors():
-        record = Controller(LocalStore(home)).stop_sweep(sweep_id, cancel=cancel)
+        record = Controller(open_store_for(store_url, home)).stop_sweep(sweep_id, cancel=cancel)
     if as_json:
         print(json.dumps({"id": record.id, "state": record.state, "state_reason": record.state_reason,
                           "cancel": cancel}))
         return
     tail = "running runs will be stopped at their next step" if cancel else "running runs will finish"
-    console.print(f"sweep {record.id} is {record.state}: no new runs; {tail}", highlight=False)
+    console.print(Text(f"sweep {record.id} is {record.state}: no new runs; {tail}"))
+
+
+def retry(sweep_id: str, as_json: JsonOption = False, home: HomeOption = None,
+          store_url: StoreOption = None) -> None:
+    """Offer every crashed and failed run again (resuming from its checkpoint); then run `sweep agent`."""
+    from agent.controller import Controller
+
+    with cli_errors():
+        offered = Controller(open_store_for(store_url, home)).retry(sweep_id)
+    if as_json:
+        print(json.dumps({"id": sweep_id, "offered": offered}))
+        return
+    noun = "run" if len(offered) == 1 else "runs"
+    console.print(Text(f"sweep {sweep_id}: {len(offered)} {noun} offered again" +
+                       (f" ({' '.join(offered)}); start `sweep agent {sweep_id}`" if offered else "")))
 
 
 def status_table(result: SweepStatus) -> Table:
@@ -177,21 +202,24 @@ def status_table(result: SweepStatus) -> Table:
              + f"\n{result.method}, {len(result.runs)}{size} {runs_word}: {counts}")
     if result.best_run:
         title += f"\nbest {name} {result.best_metric:.4f} (run {result.best_run})"
+    if result.without_result:
+        title += (f"\n{len(result.without_result)} without a result (crashed or failed): "
+                  f"`sweep retry {result.id}` offers them again")
     fixed = sorted({(k, str(v)) for run in result.runs for k, v in run.config.items() if k not in result.searched})
     caption = "fixed: " + " ".join(f"{k}={v}" for k, v in fixed) if fixed else None
-    table = Table(title=title, caption=caption)
+    table = Table(title=Text(title), caption=Text(caption) if caption else None)
     for column in ("run", "state", "epochs", f"best {name}", "test acc", "searched"):
         table.add_column(column, justify="left" if column in ("run", "state", "searched") else "right",
                          overflow="fold")
     order = {state: i for i, state in enumerate(STATE_ORDER)}
     for run in sorted(result.runs, key=lambda r: order.get(r.state, 99)):
         colour = {"finished": "green", "failed": "red", "crashed": "red", "running": "cyan"}.get(run.state, "yellow")
-        state = f"[{colour}]{run.state}[/{colour}]" + (f" x{run.attempts}" if run.attempts > 1 else "")
-        config = " ".join(f"{k}={v}" for k, v in sorted(run.config.items()) if k in result.searched)
+        state = Text(run.state, style=colour) + (f" x{run.attempts}" if run.attempts > 1 else "")
+        config = Text(" ".join(f"{k}={v}" for k, v in sorted(run.config.items()) if k in result.searched))
         if run.failure and run.state in ("failed", "crashed"):
-            config += f"\n[red]{escape(run.failure)}[/red]"
+            config.append(f"\n{run.failure}", style="red")
         best = f"{run.best_metric:.4f}" if run.best_metric is not None else "-"
         test = f"{run.test_acc:.4f}" if run.test_acc is not None else "-"
-        table.add_row(run.id, state, str(run.epochs_done), best, test, config)
+        table.add_row(Text(run.id), state, str(run.epochs_done), best, test, config)
     return table
 

@@ -61,5 +61,10 @@ def _load_npz(run: RunRecord, name: str) -> dict[str, np.ndarray]:
 
 
 def _path(run: RunRecord, name: str) -> Path | None:
-    return Path(run.run_dir) / name if run.run_dir else None
+    """The run's folder, else its newest attempt's folder holding `name` (each attempt writes its own)."""
+    if not run.run_dir:
+        return None
+    folder = Path(run.run_dir)
+    attempts = sorted(folder.glob(f"attempt-*/{name}"), key=lambda p: int(p.parent.name.split("-")[1]), reverse=True)
+    return attempts[0] if attempts else folder / name
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from store.errors import StoreError
+from store.open import open_store
+from store.protocol import Store
 from store.records import RunRecord, RunSource, SweepRecord
-from store.sqlite import LocalStore, StoreError
 from report.errors import ReportError
 from report.wandb_source import WandbSource
 
@@ -15,7 +17,7 @@ WANDB_RUNS_FOLDER = "wandb-runs"  # where `sweep agent` keeps W&B runs' artifact
 class StoreSource:
     """The local store, with its errors turned into the report's."""
 
-    def __init__(self, store: LocalStore):
+    def __init__(self, store: Store):
         self.store = store
 
     def get_sweep(self, sweep_id: str) -> SweepRecord:
@@ -31,8 +33,8 @@ class StoreSource:
             raise ReportError(str(error)) from None
 
 
-def open_source(sweep_id: str, home: Path | None = None) -> RunSource:
-    store = LocalStore(home)
+def open_source(sweep_id: str, home: Path | None = None, store_url: str | None = None) -> RunSource:
+    store = open_store(store_url, home)
     if "/" in sweep_id:  # the same rule `sweep agent` uses
         return WandbSource(local_runs_root=store.home / WANDB_RUNS_FOLDER)
     return StoreSource(store)

@@ -46,12 +46,14 @@ class RunRecord(BaseModel):
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
-    run_dir: str | None = None  # artifacts, relative to the store's artifact root (absolute in old stores)
+    run_dir: str | None = None  # the run's artifact folder on this machine (attempt-<n>/ folders inside)
     owner: str | None = None  # the agent holding the lease, while running
     lease_expires_at: float | None = None  # by the database's clock
     stop_requested: str | None = None
     checkpoint: str | None = None  # the checkpoint a resuming attempt starts from (relative to the artifact root)
     previous_checkpoint: str | None = None  # the one before it: the fallback when `checkpoint` is damaged
+    retryable: bool = True  # False once a run failed in a way a retry repeats (its loss diverged)
+    notes: list[str] = []  # what happened to it besides its attempts (a damaged checkpoint skipped, ...)
     epochs_done: int = 0  # epochs in history, also when history was not loaded
     changed: int = 0  # the sweep's change counter when this row last changed (see Store.changes)
 

@@ -142,3 +142,38 @@ def report_records(trained: list[dict], sweep_id: str = "swp1", extra_states: bo
 def report_source(trained_report_runs) -> MemorySource:
     """The three trained runs, plus one still running (ranked first) and one failed (with a perfect score)."""
     return MemorySource(*report_records(trained_report_runs))
+
+
+# --- stores: every conformance test runs against a real SQLite file and a real PostgreSQL server -----------
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the whole session; under CI=true it must start."""
+    from bench.postgres_server import PostgresServer
+
+    try:
+        server = PostgresServer()
+    except (RuntimeError, OSError) as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the PostgreSQL tests must run under CI, but the server did not start: {error}")
+        pytest.skip(f"no PostgreSQL server: {error}")
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path: Path, monkeypatch) -> str:
+    """A fresh, empty store: a SQLite folder, or a new database on the session's PostgreSQL server."""
+    monkeypatch.setenv("SWEEP_ARTIFACTS", str(tmp_path / "artifacts"))
+    if request.param == "sqlite":
+        return str(tmp_path / "store")
+    return request.getfixturevalue("postgres_server").new_database()
+
+
+@pytest.fixture
+def store(store_url: str):
+    from store.open import open_store
+
+    opened = open_store(store_url, create=True)
+    yield opened
+    opened.close()

@@ -62,7 +62,8 @@ def make_stub(folder: Path, name: str, log: Path, replies: dict[str, str] | None
     stub = folder / name
     stub.write_text(f"""#!{sys.executable}
 import json, os, sys
-keep = ("CUDA_VISIBLE_DEVICES", "SWEEP_HOME", "SWEEP_DATA_DIR", "WANDB_DIR", "DEBIAN_FRONTEND")
+keep = ("CUDA_VISIBLE_DEVICES", "SWEEP_HOME", "SWEEP_DATA_DIR", "WANDB_DIR", "DEBIAN_FRONTEND", "SWEEP_STORE",
+        "SWEEP_ARTIFACTS")
 with open({str(log)!r}, "a") as out:
     out.write(json.dumps({{"tool": {name!r}, "argv": sys.argv[1:],
                           "env": {{k: os.environ[k] for k in keep if k in os.environ}}}}) + "\\n")

@@ -11,7 +11,7 @@ from agent_helpers import ROOT, cli, created_id, start_agent, status, tiny_sweep
 from wandb_offline import offline_runs, read_run
 
 from agent.launch import GpuListError, parse_gpus
-from store.sqlite import LocalStore
+from store.sqlite import SQLiteStore
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,7 @@ def test_agent_trains_each_config_into_store_status_and_wandb_offline_runs(tmp_p
         assert 0.0 <= run["best_metric"] <= 1.0
         assert run["config"]["model"] == "fast" and isinstance(run["config"]["batch_size"], int)
 
-    for run in LocalStore(home).list_runs(sweep_id):
+    for run in SQLiteStore(home).list_runs(sweep_id):
         folder = Path(run.run_dir)
         assert {"checkpoint.pt", "predictions.npz"} <= {p.name for p in folder.iterdir()}
         assert run.summary["test_acc"] is not None and len(run.summary["confusion_matrix"]) == 10
@@ -60,11 +60,11 @@ def test_agent_trains_each_config_into_store_status_and_wandb_offline_runs(tmp_p
 def test_grid_yaml_drained_by_two_agent_processes_runs_each_config_once(tmp_path: Path) -> None:
     home = tmp_path / "home"
     sweep_id = created_id(ROOT / "sweeps" / "grid.yaml", home)
-    agents = [start_agent(sweep_id, home, "--train-fn", "bench.claims:instant_train", BENCH_WORK_MS="0")
+    agents = [start_agent(sweep_id, home, "--train-fn", "bench.fake_train:instant_train", BENCH_WORK_MS="0")
               for _ in range(2)]
     assert [agent.wait() for agent in agents] == [0, 0], [agent.stderr() for agent in agents]
 
-    runs = LocalStore(home).list_runs(sweep_id)
+    runs = SQLiteStore(home).list_runs(sweep_id)
     configs = Counter(json.dumps(r.config, sort_keys=True) for r in runs)
     assert len(configs) == 108 and set(configs.values()) == {1}
     assert Counter(r.state for r in runs) == {"finished": 108}
@@ -79,7 +79,7 @@ def test_gpus_option_starts_one_pinned_worker_per_gpu_claiming_distinct_runs(tmp
     assert agent.wait() == 0, agent.stderr()
     assert "[gpu0] run" in agent.stdout() and "[gpu1] run" in agent.stdout()
 
-    store = LocalStore(home)
+    store = SQLiteStore(home)
     runs = store.list_runs(sweep_id)
     assert len(runs) == 6 and {r.state for r in runs} == {"finished"}
     owners = {a.run_id: a.agent.split("@")[0] for a in store.list_attempts(sweep_id)}
@@ -100,7 +100,7 @@ def test_nan_loss_fails_the_run_with_its_reason(tmp_path: Path) -> None:
     result = cli("agent", sweep_id, "--home", str(home), "--train-fn", "sweep_fakes:nan_loss", "--max-failures", "1")
     assert result.exit_code == 1
     assert "1 consecutive runs failed" in result.stderr
-    [run] = LocalStore(home).list_runs(sweep_id)
+    [run] = SQLiteStore(home).list_runs(sweep_id)
     assert run.state == "failed" and run.failure == "FloatingPointError: train_loss is nan at epoch 1"
 
 
@@ -111,7 +111,7 @@ def test_stopped_sweep_hands_out_nothing(tmp_path: Path, tiny_data_dir: Path) ->
     assert stopped.exit_code == 0 and "stopped" in stopped.stdout
     result = cli("agent", sweep_id, "--data-dir", str(tiny_data_dir), "--home", str(home))
     assert result.exit_code == 0 and "sweep stopped" in result.stdout
-    assert LocalStore(home).list_runs(sweep_id) == []
+    assert SQLiteStore(home).list_runs(sweep_id) == []
 
 
 def test_ls_and_status_tables_show_the_sweep(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_ls_and_status_tables_show_the_sweep(tmp_path: Path) -> None:
 def test_create_prints_id_and_agent_command(tmp_path: Path) -> None:
     result = cli("create", str(ROOT / "sweeps" / "grid.yaml"), "--home", str(tmp_path / "home"))
     assert result.exit_code == 0
-    sweep_id = LocalStore(tmp_path / "home").list_sweeps()[0].id
+    sweep_id = SQLiteStore(tmp_path / "home").list_sweeps()[0].id
     assert f"Created local sweep {sweep_id} (grid, 108 runs, maximize val_acc)" in result.stdout
     assert f"sweep agent {sweep_id}" in result.stdout
 
@@ -138,10 +138,10 @@ def test_hyperband_stops_lagging_runs_early_through_the_agent(tmp_path: Path) ->
     sweep_file = tiny_sweep(tmp_path, {"seed": list(range(8))}, epochs=8,
                             early_terminate={"type": "hyperband", "min_iter": 2, "eta": 2})
     sweep_id = created_id(sweep_file, home)
-    result = cli("agent", sweep_id, "--home", str(home), "--train-fn", "bench.claims:instant_train")
+    result = cli("agent", sweep_id, "--home", str(home), "--train-fn", "bench.fake_train:instant_train")
     assert result.exit_code == 0, result.stderr
 
-    runs = LocalStore(home).list_runs(sweep_id)
+    runs = SQLiteStore(home).list_runs(sweep_id)
     assert {r.state for r in runs} == {"finished"} and len(runs) == 8
     stopped = [r for r in runs if r.summary.get("stop_reason")]
     assert stopped and all(r.summary["stop_reason"].startswith("hyperband: val_acc") for r in stopped)
@@ -165,7 +165,7 @@ def test_agent_that_loses_its_lease_stops_without_writing_a_checkpoint(tmp_path:
     from agent.sweep_config import load_sweep_file
     from agent.worker import Agent, AgentOptions, StopFlag
 
-    store = LocalStore(tmp_path)
+    store = SQLiteStore(tmp_path)
     sweep = store.create_sweep(load_sweep_file(tiny_sweep(tmp_path, {"seed": [0]})).config)
     seen: dict[str, object] = {}
 

@@ -200,6 +200,8 @@ def test_compose_agents_share_one_store_and_one_data_volume():
     assert len(stores) == 1 and stores <= set(config["volumes"])
     assert len(datas) == 1
     for service in agents(config).values():
+        assert service["environment"]["SWEEP_STORE"].startswith("postgresql://sweep:")
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert service["environment"]["SWEEP_HOME"] == env["SWEEP_HOME"]
         assert service["environment"]["SWEEP_DATA_DIR"] == env["SWEEP_DATA_DIR"]
         assert service["depends_on"]["data"]["condition"] == "service_completed_successfully"
@@ -290,10 +292,22 @@ def test_sbatch_runs_the_image_through_apptainer(tmp_path, tiny_data_dir):
 
 
 @pytest.mark.parametrize("sweep_id", ["", "a1b2c3d4"])
-def test_sbatch_wants_a_wandb_sweep_path(tmp_path, tiny_data_dir, sweep_id):
+def test_sbatch_wants_a_wandb_sweep_path_or_a_postgres_store(tmp_path, tiny_data_dir, sweep_id):
     result, calls = run_sbatch(tmp_path, tiny_data_dir, SWEEP_ID=sweep_id, SWEEP_RUNNER="venv")
     assert result.returncode != 0 and "entity/project/sweep_id" in result.stderr
     assert calls == []
+
+
+def test_sbatch_runs_a_local_sweep_from_a_postgres_store_with_shared_artifacts(tmp_path, tiny_data_dir):
+    url, shared = "postgresql://sweep@db-host:5432/sweep", tmp_path / "shared-runs"
+    result, calls = run_sbatch(tmp_path, tiny_data_dir, SWEEP_ID="a1b2c3d4", SWEEP_RUNNER="venv",
+                               SWEEP_STORE=url, SWEEP_ARTIFACTS=str(shared), CUDA_VISIBLE_DEVICES="0,1")
+    assert result.returncode == 0, result.stderr
+    started = [c for c in calls if c["tool"] == "sweep" and c["argv"][0] == "agent"]
+    assert len(started) == 2
+    for call in started:
+        assert call["argv"] == ["agent", "a1b2c3d4"]
+        assert call["env"]["SWEEP_STORE"] == url and call["env"]["SWEEP_ARTIFACTS"] == str(shared)
 
 
 def test_sbatch_fails_when_an_agent_fails(tmp_path, tiny_data_dir):

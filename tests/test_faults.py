@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from agent_helpers import ROOT, AgentProcess, cli, created_id, start_agent, tiny_sweep
 
-from store.sqlite import LocalStore
+from store.sqlite import SQLiteStore
 
 EPOCHS = 4  # long enough to stop a run in the middle, short enough for a fast suite
 
@@ -30,7 +30,7 @@ def wait_for(condition, timeout: float = 180, what: str = "condition") -> None:
         time.sleep(0.05)
 
 
-def holder(store: LocalStore, sweep_id: str, agents: list[AgentProcess]) -> tuple[AgentProcess, AgentProcess]:
+def holder(store: SQLiteStore, sweep_id: str, agents: list[AgentProcess]) -> tuple[AgentProcess, AgentProcess]:
     """(the agent training the sweep's only run, the other one), once the run has reported an epoch."""
     def started() -> bool:
         attempts = store.list_attempts(sweep_id)
@@ -43,7 +43,7 @@ def holder(store: LocalStore, sweep_id: str, agents: list[AgentProcess]) -> tupl
     return busy, other
 
 
-def assert_resumed_from_checkpoint(store: LocalStore, sweep_id: str, first_outcome: str) -> None:
+def assert_resumed_from_checkpoint(store: SQLiteStore, sweep_id: str, first_outcome: str) -> None:
     """One run, two attempts: the second started after the epochs the first finished and did not redo them."""
     [run] = store.list_runs(sweep_id)
     assert run.state == "finished" and [h["epoch"] for h in run.history] == list(range(1, EPOCHS + 1))
@@ -61,7 +61,7 @@ def test_sigkilled_agents_run_is_offered_again_after_lease_expiry_and_resumes(tm
                                                                               tiny_data_dir: Path) -> None:
     home = tmp_path / "home"
     sweep_id = created_id(tiny_sweep(tmp_path, {"lr": [0.1]}, epochs=EPOCHS), home)
-    store = LocalStore(home)
+    store = SQLiteStore(home)
     agents = [start_agent(sweep_id, home, "--data-dir", str(tiny_data_dir), "--lease-seconds", "3")
               for _ in range(2)]
     try:
@@ -82,7 +82,7 @@ def test_sigterm_checkpoints_marks_preempted_exits_zero_and_another_agent_resume
                                                                                   tiny_data_dir: Path) -> None:
     home = tmp_path / "home"
     sweep_id = created_id(tiny_sweep(tmp_path, {"lr": [0.1]}, epochs=EPOCHS), home)
-    store = LocalStore(home)
+    store = SQLiteStore(home)
     agents = [start_agent(sweep_id, home, "--data-dir", str(tiny_data_dir)) for _ in range(2)]
     try:
         stopped, resumer = holder(store, sweep_id, agents)
@@ -104,14 +104,14 @@ def test_agent_on_a_broken_box_stops_after_the_failure_limit_with_reasons_stored
     broken = cli("agent", sweep_id, "--home", str(home), "--train-fn", "sweep_fakes:always_raises")
     assert broken.exit_code == 1
     assert broken.stderr.count("\n") == 1 and "stopped itself: 3 consecutive runs failed" in broken.stderr
-    runs = LocalStore(home).list_runs(sweep_id)
+    runs = SQLiteStore(home).list_runs(sweep_id)
     assert [r.state for r in runs] == ["failed"] * 3  # the other two configs were left for healthy boxes
     assert [r.failure for r in runs] == [f"RuntimeError: CUDA out of memory (simulated) at batch_size={b}"
                                          for b in (16, 32, 64)]
 
-    healthy = cli("agent", sweep_id, "--home", str(home), "--train-fn", "bench.claims:instant_train")
+    healthy = cli("agent", sweep_id, "--home", str(home), "--train-fn", "bench.fake_train:instant_train")
     assert healthy.exit_code == 0, healthy.stderr
-    runs = LocalStore(home).list_runs(sweep_id)
+    runs = SQLiteStore(home).list_runs(sweep_id)
     assert [r.state for r in runs] == ["finished"] * 5
     assert [r.attempts for r in runs] == [2, 2, 2, 1, 1]  # the failed ones were retried, once each
     assert all(r.failure is None for r in runs)

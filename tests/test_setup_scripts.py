@@ -17,7 +17,7 @@ import pytest
 from sweep_cli import SWEEP, clean_env, make_stub, parse, read_log, require_command
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = [ROOT / "scripts" / "demo.sh", ROOT / "scripts" / "ensure-chromium.sh", ROOT / ".ci" / "run",
+SCRIPTS = [ROOT / "scripts" / "demo.sh", ROOT / "scripts" / "ensure-system-packages.sh", ROOT / ".ci" / "run",
            ROOT / "docker" / "slurm" / "agent.sbatch"]
 BASH = shutil.which("bash")
 
@@ -47,9 +47,9 @@ def test_make_sets_up_the_venv_torch_first_then_runs(target, last):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_make_test_installs_chromium_before_the_suite():
+def test_make_test_installs_system_packages_before_the_suite():
     lines = dry_make("test")
-    assert position(lines, r"scripts/ensure-chromium\.sh") < position(lines, r"-m pytest$")
+    assert position(lines, r"scripts/ensure-system-packages\.sh") < position(lines, r"-m pytest$")
 
 
 def test_ci_runs_the_readme_test_command_and_nothing_else():
@@ -142,7 +142,7 @@ def test_demo_stops_at_the_first_failing_step(tmp_path):
     assert len(read_log(tmp_path / "calls.jsonl")) == 1
 
 
-# --- scripts/ensure-chromium.sh ------------------------------------------------------------
+# --- scripts/ensure-system-packages.sh ------------------------------------------------------------
 
 def run_ensure(tmp_path: Path, uid: int, tools: tuple[str, ...], apt_exit: int = 0):
     """Run the script with a PATH holding only the given stub tools (and `env`)."""
@@ -157,7 +157,7 @@ def run_ensure(tmp_path: Path, uid: int, tools: tuple[str, ...], apt_exit: int =
     if "sudo" in tools:  # a sudo that logs, then runs the command
         (stubs / "sudo").write_text(f'#!{BASH}\necho \'{{"tool": "sudo", "argv": [], "env": {{}}}}\' >> {log}\n'
                                     'exec "$@"\n')
-    result = subprocess.run([BASH, str(ROOT / "scripts" / "ensure-chromium.sh")], capture_output=True, text=True,
+    result = subprocess.run([BASH, str(ROOT / "scripts" / "ensure-system-packages.sh")], capture_output=True, text=True,
                             timeout=60, env=clean_env(PATH=str(stubs)))
     return result, [(c["tool"], c["argv"][:2]) for c in read_log(log)]
 

@@ -21,7 +21,7 @@ from agent_helpers import ROOT, cli, tiny_sweep
 from wandb_offline import offline_runs, read_run
 
 from agent.engine import sweep_engine
-from store.sqlite import LocalStore
+from store.sqlite import SQLiteStore
 from agent.sweep_config import load_sweep_file
 
 
@@ -97,7 +97,7 @@ def test_create_registers_the_validated_yaml_with_wandb(tmp_path: Path, fake_wan
     assert fake_wandb.sweep_kwargs == {"entity": "lab", "project": "cifar"}
     assert fake_wandb.registered == load_sweep_file(ROOT / "sweeps" / "grid.yaml").config
     assert fake_wandb.registered["parameters"]["weight_decay"]["values"] == [0.0005, 0.0001]  # floats, not '5e-4'
-    [record] = LocalStore(home).list_sweeps()
+    [record] = SQLiteStore(home).list_sweeps()
     assert (record.id, record.backend) == ("lab/cifar/abc123", "wandb")
     stop = cli("stop", "lab/cifar/abc123", "--home", str(home))  # W&B's sweep is stopped on W&B, not here
     assert stop.exit_code == 2 and "wandb sweep --stop lab/cifar/abc123" in stop.stderr

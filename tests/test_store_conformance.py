@@ -1,4 +1,5 @@
-"""The local store and controller on a real SQLite file: claims, leases, retries, run_cap, target, hyperband."""
+"""The store conformance suite: every claim, lease, fencing, reaping and retry rule, run against a real
+SQLite file and a real PostgreSQL server (the `store` fixture is parametrized over both)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 
 from agent.controller import Claim, Controller, Idle
 from store.records import RunSource
-from store.sqlite import LeaseLost, LocalStore, SweepNotFound
+from store.errors import LeaseLost, SweepNotFound
+from store.open import open_store
+from store.sqlite import SQLiteStore
 from agent.sweep_config import load_sweep_file, validate_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +47,7 @@ def drain(controller: Controller, sweep_id: str, owner: str = "a", lease_s: floa
 
 def test_store_lives_in_one_wal_file_under_sweep_home(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SWEEP_HOME", str(tmp_path / "home"))
-    store = LocalStore()
+    store = SQLiteStore()
     store.create_sweep(grid())
     assert store.db_path == tmp_path / "home" / "sweep.db"
     mode = sqlite3.connect(store.db_path).execute("PRAGMA journal_mode").fetchone()[0]
@@ -52,15 +55,14 @@ def test_store_lives_in_one_wal_file_under_sweep_home(tmp_path: Path, monkeypatc
 
 
 def test_reading_a_missing_store_creates_nothing(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "absent")
+    store = SQLiteStore(tmp_path / "absent")
     assert store.list_sweeps() == []
     with pytest.raises(SweepNotFound, match="does not exist"):
         store.get_sweep("abc")
     assert not (tmp_path / "absent").exists()
 
 
-def test_grid_yaml_is_claimed_config_by_config_each_exactly_once(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_grid_yaml_is_claimed_config_by_config_each_exactly_once(store) -> None:
     sweep = store.create_sweep(load_sweep_file(ROOT / "sweeps" / "grid.yaml").config)
     controller = Controller(store)
     claims = drain(controller, sweep.id)
@@ -71,8 +73,7 @@ def test_grid_yaml_is_claimed_config_by_config_each_exactly_once(tmp_path: Path)
     assert store.get_sweep(sweep.id).state == "finished"
 
 
-def test_local_store_is_a_run_source_with_history_summary_and_run_dir(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_local_store_is_a_run_source_with_history_summary_and_run_dir(store) -> None:
     sweep = store.create_sweep(grid(2))
     drain(Controller(store), sweep.id)
     source: RunSource = store
@@ -80,12 +81,11 @@ def test_local_store_is_a_run_source_with_history_summary_and_run_dir(tmp_path: 
     assert [r.state for r in runs] == ["finished", "finished"]
     assert runs[0].history == [epoch(1, 0.5)]
     assert runs[0].summary == {"status": "finished", "test_acc": 0.5, "params": 1}
-    assert Path(runs[0].run_dir) == (tmp_path / "runs" / sweep.id / runs[0].id).resolve()
+    assert store.run_path(runs[0]) == store.artifacts / sweep.id / runs[0].id
     assert source.get_sweep(sweep.id).config["method"] == "grid"
 
 
-def test_expired_lease_marks_run_crashed_and_it_is_offered_again_with_its_history(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_expired_lease_marks_run_crashed_and_it_is_offered_again_with_its_history(store) -> None:
     sweep = store.create_sweep(grid(2))
     controller = Controller(store)
     first = controller.claim(sweep.id, "dead-agent", lease_seconds=0.2)
@@ -100,8 +100,7 @@ def test_expired_lease_marks_run_crashed_and_it_is_offered_again_with_its_histor
     assert attempts[1].agent == "live-agent"
 
 
-def test_agent_that_lost_its_lease_cannot_write(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_agent_that_lost_its_lease_cannot_write(store) -> None:
     sweep = store.create_sweep(grid(1))
     controller = Controller(store)
     zombie = controller.claim(sweep.id, "zombie", lease_seconds=0.1)
@@ -115,8 +114,7 @@ def test_agent_that_lost_its_lease_cannot_write(tmp_path: Path) -> None:
     assert store.list_runs(sweep.id)[0].history == [epoch(1, 0.3)]
 
 
-def test_failed_run_is_retried_after_new_configs_until_the_retry_limit(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_failed_run_is_retried_after_new_configs_until_the_retry_limit(store) -> None:
     sweep = store.create_sweep(grid(2))
     controller = Controller(store, max_failures=2)
     bad = controller.claim(sweep.id, "a", 30)
@@ -135,8 +133,7 @@ def test_failed_run_is_retried_after_new_configs_until_the_retry_limit(tmp_path:
         "RuntimeError: CUDA out of memory", "RuntimeError: CUDA out of memory again"]
 
 
-def test_preempted_run_is_resumed_first_without_counting_as_a_failure(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_preempted_run_is_resumed_first_without_counting_as_a_failure(store) -> None:
     sweep = store.create_sweep(grid(3))
     controller = Controller(store, max_failures=1)
     claim = controller.claim(sweep.id, "a", 30)
@@ -147,18 +144,16 @@ def test_preempted_run_is_resumed_first_without_counting_as_a_failure(tmp_path: 
     assert controller.claim(sweep.id, "c", 30).lease.run_id == claim.lease.run_id
 
 
-def test_run_cap_bounds_a_random_sweep(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_run_cap_bounds_a_random_sweep(store) -> None:
     config = validate_sweep({"method": "random", "run_cap": 3, "metric": {"name": "val_acc"},
                              "parameters": {"lr": {"distribution": "log_uniform_values", "min": 0.01, "max": 1.0}}})
     sweep = store.create_sweep(config.config)
     claims = drain(Controller(store), sweep.id)
     assert len(claims) == 3 and len({c.config["lr"] for c in claims}) == 3
-    assert "run_cap 3 reached" in (store.sweep_state_reason(sweep.id) or "")
+    assert "run_cap 3 reached" in (store.get_sweep(sweep.id).state_reason or "")
 
 
-def test_bayes_sweep_proposes_configs_from_reported_metrics(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_bayes_sweep_proposes_configs_from_reported_metrics(store) -> None:
     config = validate_sweep({"method": "bayes", "run_cap": 4, "metric": {"name": "val_acc"},
                              "parameters": {"lr": {"min": 0.01, "max": 1.0}}})
     sweep = store.create_sweep(config.config)
@@ -166,8 +161,7 @@ def test_bayes_sweep_proposes_configs_from_reported_metrics(tmp_path: Path) -> N
     assert len(claims) == 4 and all(0.01 <= c.config["lr"] <= 1.0 for c in claims)
 
 
-def test_metric_target_finishes_the_sweep_for_every_agent(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_metric_target_finishes_the_sweep_for_every_agent(store) -> None:
     sweep = store.create_sweep(grid(10, metric={"name": "val_acc", "goal": "maximize", "target": 0.9}))
     controller = Controller(store)
     first, second = controller.claim(sweep.id, "a", 30), controller.claim(sweep.id, "b", 30)
@@ -179,8 +173,7 @@ def test_metric_target_finishes_the_sweep_for_every_agent(tmp_path: Path) -> Non
     assert store.get_sweep(sweep.id).state == "finished"
 
 
-def test_hyperband_asks_the_lagging_run_to_stop_as_epochs_are_reported(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_hyperband_asks_the_lagging_run_to_stop_as_epochs_are_reported(store) -> None:
     sweep = store.create_sweep(grid(4, early_terminate={"type": "hyperband", "min_iter": 1, "eta": 2}))
     controller = Controller(store)
     leader, second, laggard = (controller.claim(sweep.id, owner, 30) for owner in "abc")
@@ -191,8 +184,7 @@ def test_hyperband_asks_the_lagging_run_to_stop_as_epochs_are_reported(tmp_path:
     assert controller.heartbeat(laggard.lease) == reason  # the agent also hears it between epochs
 
 
-def test_stop_command_ends_claims_and_cancel_flags_running_runs(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_stop_command_ends_claims_and_cancel_flags_running_runs(store) -> None:
     sweep = store.create_sweep(grid(4))
     controller = Controller(store)
     running = controller.claim(sweep.id, "a", 30)
@@ -202,8 +194,8 @@ def test_stop_command_ends_claims_and_cancel_flags_running_runs(tmp_path: Path) 
     assert isinstance(idle, Idle) and idle.done and "stopped" in idle.reason
 
 
-def _claim_loop(home: str, sweep_id: str, owner: str, out: str) -> None:
-    store, seen = LocalStore(Path(home)), []
+def _claim_loop(url: str, sweep_id: str, owner: str, out: str) -> None:
+    store, seen = open_store(url), []
     controller = Controller(store)
     while True:
         claim = controller.claim(sweep_id, owner, 30)
@@ -218,12 +210,11 @@ def _claim_loop(home: str, sweep_id: str, owner: str, out: str) -> None:
     Path(out).write_text(json.dumps(seen))
 
 
-def test_eight_processes_claiming_together_never_share_a_run(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def test_eight_processes_claiming_together_never_share_a_run(store, store_url: str, tmp_path: Path) -> None:
     sweep = store.create_sweep(grid(120))
     context = multiprocessing.get_context("fork")
     outs = [tmp_path / f"claims-{i}.json" for i in range(8)]
-    workers = [context.Process(target=_claim_loop, args=(str(tmp_path), sweep.id, f"p{i}", str(outs[i])))
+    workers = [context.Process(target=_claim_loop, args=(store_url, sweep.id, f"p{i}", str(outs[i])))
                for i in range(8)]
     for worker in workers:
         worker.start()

@@ -1,0 +1,189 @@
+"""Many hosts, one sweep: agents on simulated hosts drain a grid on PostgreSQL while being killed.
+
+    python -m bench.hosts                                   # 3 hosts, 8 agents, 125 points
+    python -m bench.hosts --hosts 3 --agents 4 --points 24 --epochs 3 --work-ms 150   # the test suite's size
+
+Each host is its own folder (`SWEEP_HOME`) and its agents share nothing with the other hosts but
+the PostgreSQL URL and the artifact root (a folder standing in for a network filesystem). Agents
+are real `sweep agent` processes with `bench.fake_train` (it sleeps instead of training, but
+writes and resumes checkpoints the way `train()` does). While they work, a random agent is
+SIGKILLed every `--kill-every` seconds in the middle of its run and a new one starts on the same host, and the PostgreSQL
+server itself is restarted once, when about `--restart-at` of the grid is done. Then the store is
+checked: every grid point finished exactly once with every epoch recorded once, none lost, none
+duplicated, no run failed, and how many runs resumed on another host than they started on.
+Exit code 1 if a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.claims import grid_config
+from bench.fake_train import WORK_MS_ENV
+from bench.postgres_server import PostgresServer
+
+
+class Host:
+    """One simulated machine: its own SWEEP_HOME, the shared store URL and artifact root."""
+
+    def __init__(self, name: str, root: Path, url: str, artifacts: Path, sweep_id: str, work_ms: float,
+                 lease_s: float) -> None:
+        self.name, self.url, self.sweep_id, self.lease_s = name, url, sweep_id, lease_s
+        self.home = root / name
+        self.home.mkdir(parents=True)
+        self.env = dict(os.environ, SWEEP_HOME=str(self.home), SWEEP_STORE=url, SWEEP_ARTIFACTS=str(artifacts),
+                        WANDB_MODE="disabled", **{WORK_MS_ENV: str(work_ms)})
+        self.started = 0
+
+    def start_agent(self) -> subprocess.Popen:
+        self.started += 1
+        log = self.home / f"agent-{self.started}.log"
+        with log.open("wb") as out:
+            return subprocess.Popen([sys.executable, "-m", "cli.main", "agent", self.sweep_id, "--plain",
+                                     "--label", f"{self.name}-{self.started}", "--lease-seconds", str(self.lease_s),
+                                     "--train-fn", "bench.fake_train:instant_train"],
+                                    env=self.env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def host_of(agent_id: str) -> str:
+    """Agents are labelled `<host>-<n>`: the simulated host is the label's first part."""
+    return agent_id.split("@", 1)[0].rsplit("-", 1)[0]
+
+
+def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_every: tuple[float, float],
+        restart_at: float, lease_s: float, seed: int, root: Path) -> dict[str, Any]:
+    from agent.sweep_config import validate_sweep
+    from store.open import open_store
+
+    rng = random.Random(seed)
+    server = PostgresServer()
+    try:
+        url = server.new_database()
+        artifacts = root / "shared-artifacts"
+        spec = validate_sweep(grid_config(points, epochs), source="bench")
+        store = open_store(url, home=root / "login-node", create=True)
+        sweep = store.create_sweep(spec.config)
+        machines = [Host(f"host{chr(ord('a') + i)}", root, url, artifacts, sweep.id, work_ms, lease_s)
+                    for i in range(hosts)]
+        live = [(machines[i % hosts], machines[i % hosts].start_agent()) for i in range(agents)]
+        kills, restarted, exit_codes = 0, False, []
+        started = time.perf_counter()
+        next_kill = started + rng.uniform(*kill_every)
+        deadline = started + 600
+        while time.perf_counter() < deadline:
+            time.sleep(0.2)
+            still = []
+            for machine, process in live:
+                if process.poll() is None:
+                    still.append((machine, process))
+                else:
+                    exit_codes.append(process.returncode)
+            live = still
+            if not live:
+                break
+            runs = _runs_or_empty(store, sweep.id)
+            done = sum(1 for r in runs if r.state == "finished")
+            if not restarted and done >= restart_at * spec.grid_size:
+                server.stop("fast")  # every agent's connection drops mid-sweep
+                time.sleep(3)
+                server.start()
+                restarted = True
+            # Kill agents in the middle of a run: those that own one now (`label@host:pid`).
+            owners = {int(r.owner.rsplit(":", 1)[1]) for r in runs if r.state == "running" and r.owner}
+            training = [i for i, (_, process) in enumerate(live) if process.pid in owners]
+            if time.perf_counter() >= next_kill and training:
+                index = rng.choice(training)
+                machine, victim = live[index]
+                victim.send_signal(signal.SIGKILL)
+                victim.wait()
+                kills += 1
+                live[index] = (machine, machine.start_agent())
+                next_kill = time.perf_counter() + rng.uniform(*kill_every)
+        wall = time.perf_counter() - started
+        for _, process in live:
+            process.kill()
+        return check(store, sweep.id, spec.grid_size, epochs) | {
+            "hosts": hosts, "agents": agents, "grid_points": spec.grid_size, "epochs_per_run": epochs,
+            "kills": kills, "postgres_restarted": restarted, "wall_seconds": round(wall, 1),
+            "agent_exit_codes": dict(Counter(exit_codes)),
+            "agents_started": sum(m.started for m in machines)}
+    finally:
+        server.close()
+
+
+def _runs_or_empty(store: Any, sweep_id: str) -> list[Any]:
+    from store.errors import StoreError
+
+    try:
+        return store.list_runs(sweep_id, with_history=False)
+    except StoreError:
+        return []  # the server is restarting
+
+
+def check(store: Any, sweep_id: str, points: int, epochs: int) -> dict[str, Any]:
+    runs = store.list_runs(sweep_id)
+    attempts = store.list_attempts(sweep_id)
+    configs = Counter(json.dumps(r.config, sort_keys=True) for r in runs)
+    complete = [r for r in runs if r.state == "finished" and [h["epoch"] for h in r.history] == list(range(1, epochs + 1))]
+    by_run: dict[str, list[Any]] = {}
+    for attempt in attempts:
+        by_run.setdefault(attempt.run_id, []).append(attempt)
+    moved = sum(1 for tries in by_run.values() if len({host_of(a.agent) for a in tries}) > 1)
+    return {
+        "runs": len(runs), "finished_exactly_once": len(complete),
+        "duplicated": sum(1 for n in configs.values() if n > 1), "lost": points - len(complete),
+        "failed": sum(1 for r in runs if r.state == "failed"),
+        "runs_with_a_failed_attempt": len({a.run_id for a in attempts if a.outcome == "failed"}),
+        "attempts": len(attempts), "crashed_attempts": sum(1 for a in attempts if a.outcome == "crashed"),
+        "resumed_on_another_host": moved, "states": dict(Counter(r.state for r in runs)),
+        "sweep_state": store.get_sweep(sweep_id).state,
+    }
+
+
+def passed(result: dict[str, Any]) -> bool:
+    return (result["finished_exactly_once"] == result["grid_points"] == result["runs"] and not result["duplicated"]
+            and not result["lost"] and not result["failed"] and not result["runs_with_a_failed_attempt"]
+            and result["postgres_restarted"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=3)
+    parser.add_argument("--agents", type=int, default=8)
+    parser.add_argument("--points", type=int, default=125, help="grid size, rounded up to a multiple of 25")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--work-ms", type=float, default=250.0, help="sleep per epoch, standing in for training")
+    parser.add_argument("--kill-every", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN_S", "MAX_S"))
+    parser.add_argument("--restart-at", type=float, default=0.4, help="fraction of the grid done at the restart")
+    parser.add_argument("--lease-seconds", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="append the result as a JSON line here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-hosts-") as scratch:
+        result = run(args.hosts, args.agents, args.points, args.epochs, args.work_ms, tuple(args.kill_every),
+                     args.restart_at, args.lease_seconds, args.seed, Path(scratch))
+    print(json.dumps(result))
+    print(f"{result['hosts']} hosts, {result['agents']} agents ({result['agents_started']} started, "
+          f"{result['kills']} SIGKILLed), PostgreSQL restarted: {result['postgres_restarted']}; "
+          f"{result['grid_points']} points in {result['wall_seconds']} s: finished exactly once "
+          f"{result['finished_exactly_once']}, lost {result['lost']}, duplicated {result['duplicated']}, "
+          f"failed {result['failed']}; resumed on another host: {result['resumed_on_another_host']}", file=sys.stderr)
+    if args.out is not None:
+        with args.out.open("a") as out:
+            out.write(json.dumps(result) + "\n")
+    sys.exit(0 if passed(result) else 1)
+
+
+if __name__ == "__main__":
+    main()
