@@ -22,6 +22,9 @@ StateChoice = Enum("StateChoice", {state: state for state in RUN_STATES}, type=s
 STATE_COLOURS = {"finished": "green", "failed": "red", "crashed": "red", "running": "cyan", "killed": "magenta"}
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds",
                    "images_per_second")
+# Headers with spaces, so a narrow terminal wraps them instead of cutting them short.
+HISTORY_HEADERS = {"train_loss": "train loss", "train_acc": "train acc", "val_loss": "val loss",
+                   "val_acc": "val acc", "epoch_seconds": "seconds", "images_per_second": "img/s"}
 
 
 def runs_command(
@@ -128,8 +131,7 @@ def _history_table(run: RunDetails) -> Table:
     table = Table(title="history", title_justify="left")
     columns = [c for c in HISTORY_COLUMNS if any(c in row for row in run.history)]
     for column in columns:
-        table.add_column(column.replace("images_per_second", "img/s").replace("epoch_seconds", "seconds"),
-                         justify="right")
+        table.add_column(HISTORY_HEADERS.get(column, column), justify="right")
     if by_attempt:
         table.add_column("attempt", justify="right")
     for row in run.history:
@@ -183,4 +185,4 @@ def _number(value: float | None) -> str:
 
 
 def _clock(seconds: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(seconds))
