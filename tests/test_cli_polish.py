@@ -18,7 +18,7 @@ from sweep_cli import group, parse
 from wandb_offline import _payloads, offline_runs
 
 # Commands whose output a script would read: each takes --json.
-SCRIPTED = ("create", "agent", "ls", "status", "stop", "runs", "run", "delete", "resume", "report", "models", "data")
+SCRIPTED = ("create", "agent", "ls", "status", "stop", "retry", "runs", "run", "delete", "resume", "report", "models", "data")
 
 
 @pytest.fixture(autouse=True)
