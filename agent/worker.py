@@ -215,11 +215,10 @@ class Hooks:
             self.keeper.fatal = error
             event.stop(f"store failed: {error}")
             return
-        if checkpoint is not None:
-            prune = getattr(sys.modules.get("train.checkpoints"), "prune_checkpoints", None)
+        if checkpoint is not None:  # only now that the store points at the newer one
             keep = {Path(checkpoint)} | ({self.last_checkpoint} if self.last_checkpoint else set())
-            if prune is not None:  # only now that the store points at the newer one
-                prune(Path(self.claim.attempt_dir), keep)
+            keep |= {Path(p) for p in self.claim.resume_from[:1]} if self.last_checkpoint is None else set()
+            prune_checkpoints(Path(self.claim.run_dir), keep)
             self.last_checkpoint = Path(checkpoint)
         if self.wandb_run is not None:
             self.wandb_run.log_epoch(metrics)
@@ -424,6 +423,14 @@ class attempt_log:
                 self.log.close()
             except OSError:
                 pass
+
+
+def prune_checkpoints(run_dir: Path, keep: set[Path]) -> None:
+    """Delete the run's checkpoints (any attempt's) except `keep`: the store's current one and its fallback."""
+    kept = {path.resolve() for path in keep}
+    for path in run_dir.glob("attempt-*/checkpoint-*"):
+        if path.resolve() not in kept:
+            path.unlink(missing_ok=True)
 
 
 def write_traceback(path: Path) -> None:

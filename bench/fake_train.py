@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 WORK_MS_ENV = "BENCH_WORK_MS"
+PAD_ENV = "BENCH_CHECKPOINT_PAD"  # bytes added to each checkpoint, to fill a small disk in tests
 
 
 @dataclass
@@ -42,8 +43,12 @@ def _save(run_dir: Path, epoch: int, history: list[dict[str, Any]]) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / f"checkpoint-{epoch:04d}.json"
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"epoch": epoch, "history": history}))
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(json.dumps({"epoch": epoch, "history": history}) + " " * int(os.environ.get(PAD_ENV, "0")))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a full disk must not keep a half-written file
+        raise
     return path
 
 
