@@ -266,3 +266,15 @@ def test_pages_name_no_development_machine(page: Path) -> None:
     for phrase in ("../shared", "/work/", "this offline machine", "this development machine", ".devdata",
                    "cifar_device_pack"):
         assert phrase not in text, f"{page.name} mentions {phrase!r}"
+
+
+def test_create_hints_repeat_the_given_store_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'elsewhere' / 'sweep.db'}"
+    result = cli("create", str(tiny_sweep(tmp_path, {"lr": [0.1]})), "--store", url)
+    assert result.exit_code == 0, result.stderr
+    hints = [line.split("  #")[0].strip() for line in result.stdout.splitlines() if line.strip().startswith("sweep ")]
+    assert len(hints) == 3 and all(f"--store {url}" in hint for hint in hints)
+    for hint in hints:
+        assert parse(shlex.split(hint)[1:])[1]["store_url"] == url
+    shown = cli(*shlex.split(hints[1])[1:])
+    assert shown.exit_code == 0 and "0/1 run" in shown.stdout
