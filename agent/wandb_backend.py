@@ -70,6 +70,7 @@ class Trial:
         import wandb
 
         from train import TrainConfig
+        from agent.wandb_hooks import TrialHooks
 
         self.outcome, self.detail, self.diverged = None, None, False
         run = wandb.init(settings=quiet_settings())  # project, run id and config come from W&B's agent
@@ -78,24 +79,10 @@ class Trial:
         values = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
         run_dir = self.runs_root / (run.sweep_id or "no-sweep") / run.id
 
-        trial = self
-
-        class Hooks:
-            def on_step(self, step: int, total: int) -> None:
-                pass
-
-            def on_epoch(self, event: Any) -> None:
-                event.metrics.check_finite()
-                metrics = event.metrics.model_dump()
-                logger.log_epoch(metrics)
-                trial.events.epoch(run.id, metrics, event.epochs)
-
-            def should_stop(self) -> bool:
-                return trial.stop.is_set()
-
         try:
             config = TrainConfig.resolve(values)
-            result = self.train_fn(config, Hooks(), data=self.data, run_dir=run_dir, device=self.device)
+            hooks = TrialHooks(logger, self.events, run.id, run_dir, self.stop)
+            result = self.train_fn(config, hooks, data=self.data, run_dir=run_dir, device=self.device)
         except Exception as error:
             self.outcome, self.detail = "failed", one_line_reason(error)
             self.diverged = isinstance(error, FloatingPointError)  # the configuration's result, not a fault

@@ -16,16 +16,21 @@ from pathlib import Path
 
 import torch
 
-from train import TrainConfig, train
+from data.cifar import Cifar10, load_cifar10
+from train import EpochEnd, TrainConfig, TrainHooks, train
 from train.overrides import parse_overrides
 
 
-def run_once(values: dict, data_dir: str | None) -> dict:
+class PrintEpochs(TrainHooks):
+    def on_epoch(self, event: EpochEnd) -> None:
+        print(f"  epoch {event.metrics.epoch}/{event.epochs} {event.metrics.model_dump_json()}", file=sys.stderr,
+              flush=True)
+
+
+def run_once(values: dict, data: Cifar10) -> dict:
     config = TrainConfig.resolve(values)
     started = time.perf_counter()
-    result = train(config, data_dir=data_dir,
-                   callbacks=[lambda e: print(f"  epoch {e.metrics.epoch}/{e.epochs} "
-                                              f"{e.metrics.model_dump_json()}", file=sys.stderr, flush=True)])
+    result = train(config, PrintEpochs(), data=data)
     final = result.final
     return {
         "model": result.model, "params": result.params, "epochs": config.epochs, "seed": config.seed,
@@ -48,8 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     values = {"model": args.model, **parse_overrides(args.overrides)}
+    data = load_cifar10(args.data_dir)
     for seed in args.seeds:
-        line = json.dumps(run_once({**values, "seed": seed}, args.data_dir))
+        line = json.dumps(run_once({**values, "seed": seed}, data))
         print(line, flush=True)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -70,9 +70,10 @@ class Variant:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model).to(device=device, memory_format=memory_format)
-        self.loader = DeviceLoader(images, labels, config.batch_size, AugmentSpec(config.translate, config.flip),
-                                   config.seed, device, dtype=dtype, channels_last=config.channels_last)
+        self.model = build_model(config.model, **config.network_options()).to(device=device,
+                                                                                memory_format=memory_format)
+        self.loader = DeviceLoader(images, labels, config.batch_size, AugmentSpec.from_settings(config), config.seed,
+                                   device, dtype=dtype, channels_last=config.channels_last)
         self.optimizers = build_optimizers(self.model, config)
         self.schedulers = build_schedulers(self.optimizers, config, total_steps=10_000, whiten_steps=0)
         self.autocast = autocast_factory(device, self.precision)

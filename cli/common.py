@@ -32,7 +32,7 @@ def cli_errors() -> Iterator[None]:
     from data.cifar import DataError
     from model.registry import BudgetError, UnknownModelError
     from train.config import ConfigError
-    from train.loop import CheckpointMismatch
+    from train.checkpoint import CheckpointError
 
     from agent.launch import GpuListError
     from store.sqlite import StoreError
@@ -42,7 +42,7 @@ def cli_errors() -> Iterator[None]:
 
     try:
         yield
-    except (DataError, ConfigError, BudgetError, UnknownModelError, CheckpointMismatch, SweepConfigError,
+    except (DataError, ConfigError, BudgetError, UnknownModelError, CheckpointError, SweepConfigError,
             StoreError, WandbBackendError, GpuListError, TrainFnError, FloatingPointError) as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from cli.common import DataDirOption, cli_errors, console
 
@@ -61,7 +62,7 @@ def train_command(
         "--set", help="Any training setting as KEY=VALUE, repeatable (e.g. --set lr=0.05 --set val_size=0).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Write the full result as JSON here.")] = None,
     run_dir: Annotated[Optional[Path], typer.Option(
-        help="Keep a checkpoint here after every epoch and resume from it if present.")] = None,
+        help="Keep the newest two checkpoints here (one per epoch) and resume from the newest usable one.")] = None,
     show_config: Annotated[bool, typer.Option(
         "--show-config", help="Print every setting this run would use (recipe + overrides) and exit.")] = False,
 ) -> None:
@@ -69,6 +70,7 @@ def train_command(
 
     Settings not given come from the model's recipe (`--show-config` lists them all).
     """
+    from cli.training_hooks import ProgressHooks, keep_newest
     from train import TrainConfig, train
     from train.overrides import parse_overrides
 
@@ -88,17 +90,13 @@ def train_command(
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task(f"training {config.model} (steps)", total=None, status="")
-
-            def show_step(step: int, total: int) -> None:
-                progress.update(task, total=total, completed=step)
-
-            def show_epoch(event) -> None:
-                m = event.metrics
-                val = f"val {m.val_acc:.2%}" if m.val_acc is not None else "no validation"
-                progress.update(task, status=f"epoch {m.epoch}/{event.epochs}  loss {m.train_loss:.3f}  {val}  "
-                                             f"{m.images_per_second:,.0f} img/s")
-
-            result = train(config, [show_epoch], data=data, run_dir=run_dir, on_step=show_step)
+            result = train(config, ProgressHooks(progress, task, run_dir), data=data, run_dir=run_dir)
+        if run_dir is not None:  # also after a stop part-way through an epoch
+            keep_newest(run_dir)
+    for note in result.resume_notes:
+        console.print(Text(f"note: {note}"), soft_wrap=True)
+    if result.resumed_from:
+        console.print(Text(f"resumed from {result.resumed_from}"), soft_wrap=True)
 
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,17 +12,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-
 FlipMode = Literal["none", "random", "alternating"]
-
-
-def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 NCHW -> standardised float NCHW (channels_last when the input is)."""
-    mean = torch.tensor(CIFAR10_MEAN, device=images.device, dtype=dtype).view(1, 3, 1, 1) * 255
-    std = torch.tensor(CIFAR10_STD, device=images.device, dtype=dtype).view(1, 3, 1, 1) * 255
-    return (images.to(dtype) - mean) / std
 
 
 def random_crop(images: torch.Tensor, pad: int, generator: torch.Generator,
@@ -66,6 +56,21 @@ def apply_flip(images: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     if mask is None:
         return images
     return torch.where(mask.view(-1, 1, 1, 1), images.flip(-1), images)
+
+
+def color_jitter(images: torch.Tensor, brightness: float, contrast: float,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Per-image contrast scale in [1-contrast, 1+contrast] about the image's mean, then a brightness
+    shift of up to `brightness` (standardised units, the same for every channel). Zero disables each."""
+    n = images.size(0)
+    if contrast > 0:
+        scale = 1 + contrast * (2 * torch.rand(n, device=images.device, generator=generator) - 1)
+        mean = images.mean(dim=(1, 2, 3), keepdim=True)
+        images = mean + (images - mean) * scale.view(n, 1, 1, 1).to(images.dtype)
+    if brightness > 0:
+        shift = brightness * (2 * torch.rand(n, device=images.device, generator=generator) - 1)
+        images = images + shift.view(n, 1, 1, 1).to(images.dtype)
+    return images
 
 
 def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:

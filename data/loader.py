@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
-from data.augment import FlipMode, apply_flip, cutout, flip_mask, normalize, random_crop
+from data.augment import FlipMode, apply_flip, color_jitter, cutout, flip_mask, random_crop
+from data.normalization import normalize
 
 
 @dataclass(frozen=True)
 class AugmentSpec:
-    translate: int = 2
-    flip: FlipMode = "alternating"
-    cutout: int = 0
+    """What the loader does to each training batch. No defaults here: the training configuration's
+    fields of the same names are the one place they are set (`from_settings`)."""
+
+    translate: int
+    flip: FlipMode
+    cutout: int
     # Progressive resizing: the first `low_res_epochs` epochs train on `low_res_size` images,
     # cut from the image ("crop") or scaled down from it ("resize"); fewer pixels, cheaper steps.
-    low_res_size: int = 32
-    low_res_epochs: int = 0
-    low_res_mode: Literal["crop", "resize"] = "crop"
+    low_res_size: int
+    low_res_epochs: int
+    low_res_mode: Literal["crop", "resize"]
+    brightness: float
+    contrast: float
+
+    @classmethod
+    def from_settings(cls, settings: Any, **changes: Any) -> AugmentSpec:
+        """The spec named by an object with attributes of the same names (a TrainConfig)."""
+        values = {f.name: getattr(settings, f.name) for f in fields(cls)}
+        return cls(**{**values, **changes})
 
 
 def seeded_generator(device: torch.device, *keys: int) -> torch.Generator:
@@ -75,7 +87,8 @@ class DeviceLoader:
         if low_res and spec.low_res_mode == "resize":
             images = F.interpolate(images, size=spec.low_res_size, mode="area")
         mask = flip_mask(spec.flip, len(idx), epoch, self.base_flips[idx], generator, self.device)
-        images = cutout(apply_flip(images, mask), spec.cutout, generator)
+        images = color_jitter(apply_flip(images, mask), spec.brightness, spec.contrast, generator)
+        images = cutout(images, spec.cutout, generator)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, self.labels[idx]

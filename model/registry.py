@@ -29,7 +29,7 @@ class UnknownModelError(KeyError):
 class ModelSpec:
     name: str
     description: str
-    build: Callable[[], Network]
+    build: Callable[..., Network]  # keyword options: activation, bn_momentum
     # Training hyperparameters this network is tuned for; a run's own values win.
     recipe: Mapping[str, Any] = field(default_factory=dict)
 
@@ -41,6 +41,7 @@ PAPER_RECIPE = {
     "optimizer": "nesterov", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "grad_clip": 1.0,
     "schedule": "onecycle", "warmup": 0.3, "batch_size": 64, "epochs": 10,
     "translate": 4, "flip": "random", "label_smoothing": 0.0, "tta": 2,
+    "activation": "relu", "bn_momentum": 0.1,  # torch's BatchNorm default
 }
 
 # Muon for the conv filters and Nesterov SGD for the rest; loss is a per-example mean,
@@ -50,7 +51,7 @@ FAST_RECIPE = {
     "bias_lr_scale": 106.0 / 0.24, "head_lr_scale": 1340.0 / 0.24, "weight_decay": 0.004,
     "schedule": "linear", "warmup": 0.0, "final_lr": 0.0, "batch_size": 2000, "epochs": 10,
     "translate": 2, "flip": "alternating", "label_smoothing": 0.2, "tta": 2,
-    "whiten_bias_epochs": 3.0,
+    "whiten_bias_epochs": 3.0, "activation": "gelu", "bn_momentum": 0.4,
 }
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -85,7 +86,9 @@ def check_budget(name: str, max_params: int = PARAMETER_CAP) -> int:
     return params
 
 
-def build_model(name: str, max_params: int = PARAMETER_CAP) -> Network:
-    """Build a network after checking it fits the budget (the check allocates nothing)."""
+def build_model(name: str, max_params: int = PARAMETER_CAP, **options: Any) -> Network:
+    """Build a network after checking it fits the budget (the check allocates nothing).
+
+    `options` (activation, bn_momentum) change no parameter count."""
     check_budget(name, max_params)
-    return get_spec(name).build()
+    return get_spec(name).build(**options)

@@ -1,6 +1,6 @@
 """The source paper's network: ResNet-9 with its last stage widened to 428 channels.
 
-Layer table (3x3 convs with bias, each followed by BatchNorm and ReLU):
+Layer table (3x3 convs with bias, each followed by BatchNorm and ReLU, or the configured activation):
 
 | stage      | layer                      | output      | parameters |
 |------------|----------------------------|-------------|-----------:|
@@ -25,11 +25,15 @@ from torch import nn
 from model.layers import Network
 
 
-def conv_bn_relu(channels_in: int, channels_out: int, pool: bool = False) -> nn.Sequential:
+ACTIVATION_MODULES = {"relu": lambda: nn.ReLU(inplace=True), "gelu": nn.GELU, "silu": lambda: nn.SiLU(inplace=True)}
+
+
+def conv_bn_relu(channels_in: int, channels_out: int, pool: bool = False, activation: str = "relu",
+                 bn_momentum: float = 0.1) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(channels_in, channels_out, kernel_size=3, padding=1),
-        nn.BatchNorm2d(channels_out),
-        nn.ReLU(inplace=True),
+        nn.BatchNorm2d(channels_out, momentum=bn_momentum),
+        ACTIVATION_MODULES[activation](),
     ]
     if pool:
         layers.append(nn.MaxPool2d(2))
@@ -37,24 +41,27 @@ def conv_bn_relu(channels_in: int, channels_out: int, pool: bool = False) -> nn.
 
 
 class Residual(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, activation: str = "relu", bn_momentum: float = 0.1):
         super().__init__()
-        self.body = nn.Sequential(conv_bn_relu(channels, channels), conv_bn_relu(channels, channels))
+        self.body = nn.Sequential(conv_bn_relu(channels, channels, False, activation, bn_momentum),
+                                  conv_bn_relu(channels, channels, False, activation, bn_momentum))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
 class ResNet9(Network):
-    def __init__(self, num_classes: int = 10, last_width: int = 428):
+    def __init__(self, num_classes: int = 10, last_width: int = 428, activation: str = "relu",
+                 bn_momentum: float = 0.1):
         super().__init__()
+        options = {"activation": activation, "bn_momentum": bn_momentum}
         self.features = nn.Sequential(
-            conv_bn_relu(3, 64),
-            conv_bn_relu(64, 128, pool=True),
-            Residual(128),
-            conv_bn_relu(128, 256, pool=True),
-            conv_bn_relu(256, last_width, pool=True),
-            Residual(last_width),
+            conv_bn_relu(3, 64, **options),
+            conv_bn_relu(64, 128, pool=True, **options),
+            Residual(128, **options),
+            conv_bn_relu(128, 256, pool=True, **options),
+            conv_bn_relu(256, last_width, pool=True, **options),
+            Residual(last_width, **options),
             nn.AdaptiveMaxPool2d(1),
             nn.Flatten(),
         )

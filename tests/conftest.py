@@ -81,16 +81,17 @@ REPORT_RUN_CHOICES = [
 @pytest.fixture(scope="session")
 def trained_report_runs(tmp_path_factory) -> list[dict]:
     """Three finished tiny runs: (run id, chosen config, TrainResult dump, run_dir), trained once per session."""
+    from data.cifar import load_cifar10
     from train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("report-runs")
-    data_dir = write_tiny_cifar(root / "data")
+    data = load_cifar10(write_tiny_cifar(root / "data"), download=False)
     trained = []
     for index, choice in enumerate(REPORT_RUN_CHOICES):
         run_dir = root / f"run-{index}"
         config = TrainConfig.resolve(dict(choice, train_size=32, batch_size=32, val_size=20, epochs=3, tta=1,
                                           precision="fp32"))
-        result = train(config, data_dir=data_dir, run_dir=run_dir)
+        result = train(config, data=data, run_dir=run_dir)
         trained.append({"id": f"run{index}", "config": choice, "result": result.model_dump(mode="json"),
                         "run_dir": str(run_dir)})
     return trained

@@ -41,7 +41,7 @@ def test_agent_trains_each_config_into_store_status_and_wandb_offline_runs(tmp_p
 
     for run in SQLiteStore(home).list_runs(sweep_id):
         folder = Path(run.run_dir)
-        assert {"checkpoint.pt", "predictions.npz"} <= {p.name for p in folder.iterdir()}
+        assert {"checkpoint-0001.pt", "checkpoint-0002.pt", "predictions.npz"} <= {p.name for p in folder.iterdir()}
         assert run.summary["test_acc"] is not None and len(run.summary["confusion_matrix"]) == 10
         assert [h["epoch"] for h in run.history] == [1, 2]
         # The same run as a W&B offline run, next to its checkpoint, ready for `wandb sync`.
@@ -169,14 +169,14 @@ def test_agent_that_loses_its_lease_stops_without_writing_a_checkpoint(tmp_path:
     sweep = store.create_sweep(load_sweep_file(tiny_sweep(tmp_path, {"seed": [0]})).config)
     seen: dict[str, object] = {}
 
-    def zombie_train(config, callbacks=(), *, run_dir=None, should_stop=None, **_):
+    def zombie_train(config, hooks=None, *, run_dir=None, **_):
         # Another agent takes the run over (as after an expired lease) while this one trains.
         with sqlite3.connect(store.db_path) as conn:
             conn.execute("UPDATE runs SET lease_token = 'someone-else'")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if should_stop():  # a stop (not a loss) is where the real loop writes its checkpoint
+                if hooks.should_stop():  # a stop (not a loss) is where the real loop writes its checkpoint
                     seen["stopped"] = True
                     return None
             except LeaseLost as error:

@@ -18,3 +18,37 @@ def test_throughput_prints_the_matmul_peak_then_one_line_per_network(capsys):
     # The printed fields are rounded, so their product matches the achieved rate only closely.
     achieved = fast["images_per_second"] * fast["gflops_per_image"]
     assert fast["achieved_gflops_per_second"] == pytest.approx(achieved, rel=5e-3)
+
+
+def test_flops_are_counted_without_training_and_today_is_the_reference(tmp_path):
+    from bench import flops
+    from train import TrainConfig
+
+    out = tmp_path / "flops.jsonl"
+    flops.main(["--model", "fast", "--epochs", "10", "7.5", "--out", str(out)])
+    ten, short = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (ten["steps"], ten["images_processed"], ten["batch_size"]) == (250, 500_000, 2000)
+    assert ten["ratio_to_today_counted"] == 1.0 and short["steps"] == 188  # 7.5 x 25 steps, rounded as train() does
+    assert ten["train_tflops"] == pytest.approx(ten["gflops_per_image"] * 500, rel=1e-3)
+    assert short["ratio_to_354_tflop"] == pytest.approx(short["train_tflops"] / 354, abs=1e-4)
+    # Counting shapes on meta tensors gives what counting a real step on real tensors gives.
+    config = TrainConfig.resolve({"model": "fast"})
+    assert flops.step_flops(config, 4, 32, True) / 4 / 1e9 == pytest.approx(
+        throughput.training_gflops_per_image("fast"), rel=1e-6)
+
+
+def test_gpu_bench_times_the_airbench_way_and_reports_the_work(tiny_data_dir, capsys):
+    from bench import gpu
+
+    gpu.main(["--data-dir", str(tiny_data_dir), "--device", "cpu", "--no-compile", "--seeds", "2", "--targets", "94",
+              "--set", "train_size=64", "--set", "batch_size=32", "--set", "epochs=1", "--set", "precision=fp32"])
+    header, *runs, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "whitening init + training + TTA evaluation" in header["timing"]
+    assert "excludes one warm-up run and per-epoch evaluation" in header["timing"]
+    assert [run["seed"] for run in runs] == [0, 1]
+    for run in runs:
+        assert run["timed_seconds"] == pytest.approx(run["train_seconds"] + run["tta_eval_seconds"], abs=2e-3)
+        assert run["tta_eval_seconds"] > 0 and run["gflops_per_image"] > 0
+    assert runs[0]["train_flops"] == pytest.approx(2 * 32 * runs[0]["gflops_per_image"] * 1e9, rel=1e-3)
+    assert summary["seeds"] == 2 and summary["reached"] is False and summary["time_to_target_seconds"] is None
+    assert summary["mean_timed_seconds"] == pytest.approx(sum(r["timed_seconds"] for r in runs) / 2, abs=2e-3)

@@ -12,9 +12,16 @@ import torch
 from typer.testing import CliRunner
 
 from cli.main import app
-from data.augment import apply_flip, cutout, flip_mask, normalize, random_crop
+from data.augment import apply_flip, color_jitter, cutout, flip_mask, random_crop
 from data.cifar import DataError, load_cifar10, split_train_val
 from data.loader import AugmentSpec, DeviceLoader, seeded_generator
+from data.normalization import denormalize, normalize
+from train.config import TrainConfig
+
+
+def augment_spec(**changes) -> AugmentSpec:
+    """The augmentation of the default configuration (no recipe), with `changes`."""
+    return AugmentSpec.from_settings(TrainConfig(), **changes)
 
 
 def test_loads_tiny_dataset_from_root_or_batches_folder(tiny_data_dir: Path):
@@ -120,7 +127,7 @@ def test_a_smaller_crop_is_a_window_of_the_padded_image():
 @pytest.mark.parametrize("mode", ["crop", "resize"])
 def test_progressive_resizing_trains_small_then_full_size(mode: str, tiny_data_dir: Path):
     data = load_cifar10(tiny_data_dir, download=False)
-    spec = AugmentSpec(translate=0, flip="none", low_res_size=16, low_res_epochs=2, low_res_mode=mode)
+    spec = augment_spec(translate=0, flip="none", low_res_size=16, low_res_epochs=2, low_res_mode=mode)
     loader = DeviceLoader(data.train_images, data.train_labels, 64, spec, seed=0, device=torch.device("cpu"))
     early, _ = next(loader.epoch(1))
     late, _ = next(loader.epoch(2))
@@ -153,7 +160,7 @@ def test_cutout_zeroes_one_square_per_image():
 
 def test_loader_batches_replay_exactly_from_any_step(tiny_data_dir: Path):
     data = load_cifar10(tiny_data_dir, download=False)
-    spec = AugmentSpec(translate=2, flip="alternating", cutout=4)
+    spec = augment_spec(translate=2, flip="alternating", cutout=4, brightness=0.2, contrast=0.2)
     loader = DeviceLoader(data.train_images, data.train_labels, 64, spec, seed=3, device=torch.device("cpu"))
     full = list(loader.epoch(1))
     resumed = list(loader.epoch(1, start_step=1))
@@ -198,3 +205,32 @@ def test_data_command_reports_the_dataset(tiny_data_dir: Path):
     facts = json.loads(result.stdout)
     assert facts["train_images"] == 200 and facts["test_images"] == 40 and len(facts["classes"]) == 10
     assert facts["source"] == str(tiny_data_dir / "cifar-10-batches-py")
+
+
+def test_augmentation_defaults_come_from_the_training_configuration_alone():
+    # AugmentSpec has no defaults of its own: every field is read from the configuration.
+    with pytest.raises(TypeError):
+        AugmentSpec()
+    recipe = TrainConfig.resolve({"model": "fast"})
+    spec = AugmentSpec.from_settings(recipe)
+    assert (spec.translate, spec.flip) == (recipe.translate, recipe.flip) == (2, "alternating")
+    plain = AugmentSpec.from_settings(TrainConfig())
+    assert (plain.translate, plain.flip) == (TrainConfig.model_fields["translate"].default,
+                                             TrainConfig.model_fields["flip"].default)
+
+
+def test_denormalize_undoes_normalize_to_the_pixel():
+    pixels = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    assert torch.equal(denormalize(normalize(pixels)), pixels)
+
+
+def test_color_jitter_scales_contrast_and_shifts_brightness_per_image():
+    images = torch.randn(8, 3, 4, 4)
+    generator = torch.Generator().manual_seed(0)
+    assert color_jitter(images, 0.0, 0.0, generator) is images  # disabled: untouched, no random draws
+    jittered = color_jitter(images, 0.5, 0.3, generator)
+    centred, centred_jittered = (x - x.mean(dim=(1, 2, 3), keepdim=True) for x in (images, jittered))
+    scale = centred_jittered.flatten(1).norm(dim=1) / centred.flatten(1).norm(dim=1)
+    assert ((scale >= 0.7 - 1e-5) & (scale <= 1.3 + 1e-5)).all() and scale.std() > 0
+    shift = jittered.mean(dim=(1, 2, 3)) - images.mean(dim=(1, 2, 3))
+    assert shift.abs().max() <= 0.5 + 1e-5 and shift.std() > 0

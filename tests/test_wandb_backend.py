@@ -145,8 +145,8 @@ def test_wandb_agent_trains_with_the_same_function_and_logs_the_same_metrics(
         assert set(epochs[0]) >= {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second"}
         assert 0.0 <= run["summary"]["test_acc"] <= 1.0 and run["summary"]["sweep_state"] == "finished"
         assert any(key.startswith("test/confusion_matrix") for key in run["summary"])
-        checkpoint = home / "wandb-runs" / "abc123" / run["run_id"] / "checkpoint.pt"
-        assert checkpoint.is_file()
+        folder = home / "wandb-runs" / "abc123" / run["run_id"]
+        assert sorted(p.name for p in folder.glob("checkpoint-*.pt")) == ["checkpoint-0001.pt", "checkpoint-0002.pt"]
 
 
 def test_wandb_agent_stops_itself_after_consecutive_failures(tmp_path: Path, fake_wandb) -> None:

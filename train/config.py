@@ -17,6 +17,16 @@ METRIC_GOALS = {"train_loss": "minimize", "train_acc": "maximize", "val_loss": "
                 "lr": None, "epoch_seconds": "minimize", "images_per_second": "maximize"}
 
 
+# Settings that change how a run is executed or measured but not which weights it computes:
+# a checkpoint stays resumable when only these differ. Every other key is pinned, new ones too.
+# precision is here on purpose: weights and optimiser state are float32 under bf16 autocast as
+# well, so it changes rounding, not the optimisation (like compile or channels_last, which pick
+# other kernels); and "auto" resolves per device, so a preempted run must be able to resume on
+# a box that resolves it differently. The loop notes when a resumed run's precision changed.
+RESUME_FREE_KEYS = frozenset({"eval_batch_size", "tta", "tta_confidence", "precision", "compile",
+                              "channels_last", "max_params"})
+
+
 class ConfigError(ValueError):
     """An invalid training configuration; the message names the key."""
 
@@ -34,6 +44,10 @@ class TrainConfig(BaseModel):
     lr: float = Field(0.1, gt=0, description="peak learning rate (Muon's, for the conv filters, with muon)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (Adam's beta1)")
     muon_momentum: float = Field(0.6, ge=0, lt=1, description="Muon's momentum (optimizer=muon)")
+    muon_ns_steps: int = Field(3, ge=1, le=10, description="Newton-Schulz iterations orthogonalising each "
+                                                          "Muon update")
+    muon_renorm_every: int = Field(1, ge=1, description="Muon rescales each filter bank to a fixed norm "
+                                                        "every this many steps")
     weight_decay: float = Field(5e-4, ge=0, description="as torch applies it; with muon, the per-step shrink "
                                                         "of non-filter weights at peak learning rate")
     bias_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier for biases and BatchNorm")
@@ -48,13 +62,26 @@ class TrainConfig(BaseModel):
     flip: Literal["none", "random", "alternating"] = Field(
         "random", description="horizontal flips; alternating mirrors each image every other epoch")
     cutout: int = Field(0, ge=0, le=32, description="side of the zeroed square; 0 disables")
+    brightness: float = Field(0.0, ge=0, le=2, description="random per-image brightness shift of up to this "
+                                                         "many channel standard deviations; 0 disables")
+    contrast: float = Field(0.0, ge=0, lt=1, description="random per-image contrast scale in [1-c, 1+c]; "
+                                                        "0 disables")
     low_res_size: int = Field(32, ge=12, le=32, description="side of the training images in the first "
                                                            "low_res_epochs epochs (progressive resizing)")
     low_res_epochs: int = Field(0, ge=0, description="epochs trained at low_res_size before full size")
     low_res_mode: Literal["crop", "resize"] = Field(
         "crop", description="low-resolution images: a random crop, or the whole image scaled down")
     tta: Literal[0, 1, 2] = Field(2, description="test-time augmentation: 0 none, 1 mirror, 2 mirror+translate")
+    tta_confidence: float = Field(1.0, gt=0, le=1, description="TTA only for images whose plain-view top "
+                                                              "probability is below this; 1: every image")
     whiten_bias_epochs: float = Field(3.0, ge=0, description="epochs the whitening bias trains before freezing")
+    activation: Literal["gelu", "silu", "relu"] = Field("gelu", description="the network's nonlinearity")
+    bn_momentum: float = Field(0.4, gt=0, le=1, description="BatchNorm running statistics: weight of each new "
+                                                           "batch (torch's convention)")
+    lookahead_every: int = Field(0, ge=0, description="every this many steps pull the weights towards their "
+                                                     "running average (lookahead); 0 disables")
+    lookahead_decay: float = Field(0.95, ge=0, lt=1, description="per-step decay of the lookahead average, "
+                                                                "scaled by the cube of training progress")
     seed: int = Field(0, description="initialisation, shuffling and augmentation")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast where supported")
     channels_last: bool = Field(True, description="NHWC memory layout (faster convolutions)")
@@ -93,6 +120,24 @@ class TrainConfig(BaseModel):
 
     def changed(self, **updates: Any) -> TrainConfig:
         return TrainConfig.resolve({**self.model_dump(), **updates})
+
+    def network_options(self) -> dict[str, Any]:
+        """Keyword arguments of the network's constructor that come from the configuration."""
+        return {"activation": self.activation, "bn_momentum": self.bn_momentum}
+
+    def trajectory_differences(self, saved: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """Pinned keys whose value in `saved` (a checkpoint's config) differs: key -> (saved, ours).
+
+        A key the checkpoint predates counts as its default, so adding a switch whose default
+        keeps the old behaviour leaves older checkpoints resumable."""
+        ours = self.model_dump()
+        defaults = {name: field.default for name, field in TrainConfig.model_fields.items()}
+        differences = {}
+        for key in sorted((set(saved) | set(ours)) - RESUME_FREE_KEYS):
+            before, now = saved.get(key, defaults.get(key)), ours.get(key, "(absent)")
+            if before != now:
+                differences[key] = (before, now)
+        return differences
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -12,19 +12,21 @@ from torch import nn
 from data.loader import eval_batches
 
 
-def _mirror_average(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (model(images).float() + model(images.flip(-1)).float())
+def _mirror_average(model: nn.Module, images: torch.Tensor, plain: torch.Tensor | None = None) -> torch.Tensor:
+    plain = model(images).float() if plain is None else plain
+    return 0.5 * (plain + model(images.flip(-1)).float())
 
 
-def tta_logits(model: nn.Module, images: torch.Tensor, level: int) -> torch.Tensor:
+def tta_logits(model: nn.Module, images: torch.Tensor, level: int, plain: torch.Tensor | None = None) -> torch.Tensor:
     """Logits averaged over views: 0 plain, 1 + mirror, 2 + mirror of 1-pixel translations.
 
     Level 2 weighs the untranslated view 1/2 and the up-left and down-right
-    one-pixel shifts 1/4 each, every view also mirrored.
+    one-pixel shifts 1/4 each, every view also mirrored. `plain`: the plain view's
+    logits when already computed.
     """
     if level == 0:
-        return model(images).float()
-    logits = _mirror_average(model, images)
+        return model(images).float() if plain is None else plain
+    logits = _mirror_average(model, images, plain)
     if level == 1:
         return logits
     padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
@@ -35,16 +37,29 @@ def tta_logits(model: nn.Module, images: torch.Tensor, level: int) -> torch.Tens
     return 0.5 * logits + 0.5 * shifted
 
 
+def confident_tta_logits(model: nn.Module, images: torch.Tensor, level: int, below: float) -> torch.Tensor:
+    """TTA only where the plain view is unsure (top probability under `below`); the rest keep
+    their plain logits. The extra views cost work only for the images that need them."""
+    if level == 0 or below >= 1:
+        return tta_logits(model, images, level)
+    logits = model(images).float()
+    unsure = logits.softmax(1).amax(1) < below
+    if unsure.any():
+        logits[unsure] = tta_logits(model, images[unsure], level, plain=logits[unsure])
+    return logits
+
+
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int, dtype: torch.dtype, channels_last: bool,
-            autocast: Callable[[], AbstractContextManager], tta_level: int = 0) -> torch.Tensor:
+            autocast: Callable[[], AbstractContextManager], tta_level: int = 0,
+            tta_confidence: float = 1.0) -> torch.Tensor:
     """Float32 logits for uint8 images, in eval mode; the model's mode is restored."""
     was_training = model.training
     model.eval()
     outputs = []
     with autocast():
         for batch in eval_batches(images, batch_size, dtype, channels_last):
-            outputs.append(tta_logits(model, batch, tta_level))
+            outputs.append(confident_tta_logits(model, batch, tta_level, tta_confidence))
     model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0, 0)
 

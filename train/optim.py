@@ -35,13 +35,15 @@ class Muon(torch.optim.Optimizer):
 
     torch.optim.Muon handles 2-D weights only; conv filters are flattened to
     (out, in*k*k) here. Each filter bank is rescaled to a fixed norm before its
-    step: BatchNorm follows every conv, so only the direction matters and the
-    fixed norm keeps the effective step size constant without weight decay.
+    step (every `renorm_every` steps): BatchNorm follows every conv, so only the
+    direction matters and the fixed norm keeps the effective step size constant
+    without weight decay.
     """
 
     def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict], lr: float, momentum: float = 0.6,
-                 nesterov: bool = True, ns_steps: int = 3) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps))
+                 nesterov: bool = True, ns_steps: int = 3, renorm_every: int = 1) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
+                                      renorm_every=renorm_every))
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:
@@ -49,10 +51,14 @@ class Muon(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                buffer = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
+                state = self.state[p]
+                buffer = state.setdefault("momentum_buffer", torch.zeros_like(p.grad))
                 buffer.mul_(group["momentum"]).add_(p.grad)
                 grad = p.grad.add(buffer, alpha=group["momentum"]) if group["nesterov"] else buffer
-                p.mul_(math.sqrt(p.size(0)) / p.norm())
+                steps = state.get("steps", 0)
+                if steps % group["renorm_every"] == 0:
+                    p.mul_(math.sqrt(p.size(0)) / p.norm())
+                state["steps"] = steps + 1
                 update = orthogonalize(grad.reshape(len(grad), -1), group["ns_steps"]).view_as(p)
                 p.add_(update, alpha=-group["lr"])
 
@@ -70,7 +76,9 @@ def build_optimizers(model: Network, config: TrainConfig) -> list[torch.optim.Op
         for group in other:
             # Weight decay is given as a per-step shrink at peak rate; torch multiplies it by lr.
             group["weight_decay"] = config.weight_decay / group["lr"]
-        optimizers: list[torch.optim.Optimizer] = [Muon(muon_groups, lr=config.lr, momentum=config.muon_momentum)]
+        optimizers: list[torch.optim.Optimizer] = [Muon(muon_groups, lr=config.lr, momentum=config.muon_momentum,
+                                                        ns_steps=config.muon_ns_steps,
+                                                        renorm_every=config.muon_renorm_every)]
         if other:
             optimizers.append(torch.optim.SGD(other, lr=config.lr, momentum=config.momentum, nesterov=True))
         return optimizers
@@ -119,3 +127,43 @@ def build_schedulers(optimizers: list[torch.optim.Optimizer], config: TrainConfi
 def clip_gradients(model: nn.Module, max_norm: float) -> None:
     if max_norm > 0:
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], max_norm)
+
+
+class Lookahead:
+    """Every `every` steps, pull the network's floating-point state towards a running average of it
+    and continue from the average (the lookahead of the airbench94 record).
+
+    The average's weight grows with the cube of training progress, so it smooths the late,
+    low-learning-rate steps and leaves the early ones alone; `finish` ends the run on the average.
+    """
+
+    def __init__(self, model: nn.Module, every: int, decay: float, total_steps: int) -> None:
+        self.model, self.every, self.decay, self.total_steps = model, every, decay, total_steps
+        self.average = {name: value.detach().clone() for name, value in self._floating(model).items()}
+
+    @staticmethod
+    def _floating(model: nn.Module) -> dict[str, torch.Tensor]:
+        return {name: value for name, value in model.state_dict().items() if value.is_floating_point()}
+
+    @torch.no_grad()
+    def after_step(self, step: int) -> None:
+        """Called with the number of steps taken so far."""
+        if step % self.every == 0:
+            self._pull(self.decay ** self.every * (step / self.total_steps) ** 3)
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        self._pull(1.0)
+
+    def _pull(self, weight: float) -> None:
+        for name, value in self._floating(self.model).items():
+            average = self.average[name]
+            average.lerp_(value, 1 - weight)
+            value.copy_(average)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.average
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name, value in state.items():
+            self.average[name].copy_(value)

@@ -37,11 +37,14 @@ class TrainResult(BaseModel):
     history: list[EpochMetrics]
     train_seconds: float  # training steps with their data augmentation, plus data-dependent initialisation
     total_seconds: float  # wall time of the whole call, loading and evaluation included
-    checkpoint: str | None = None
+    checkpoint: str | None = None  # the newest checkpoint written (or resumed from) by this call
+    resumed_from: str | None = None  # the checkpoint this call resumed from; None: it started fresh
+    resume_notes: list[str] = []  # checkpoints skipped (damaged, refused) and other remarks on resuming
     # Final evaluation on the test set (absent when the run was stopped early).
     test_loss: float | None = None
     test_acc: float | None = None
     test_acc_tta: float | None = None
+    test_eval_seconds: float | None = None  # the evaluation giving the headline accuracy (TTA when tta > 0)
     classes: list[str] = []
     confusion_matrix: list[list[int]] | None = None  # counts[true][predicted], without TTA
     per_class_acc: list[float] | None = None
