@@ -44,7 +44,7 @@ def runs_command(
     if as_json:
         print(listing.model_dump_json(indent=2))
         return
-    console.print(runs_table(listing, state.value if state is not None else None))
+    console.print(runs_view(listing, state.value if state is not None else None))
 
 
 def run_command(
@@ -68,6 +68,13 @@ def run_command(
 # -- rendering: user-provided strings (configs, reasons, logs) go in as Text, never as markup -------------
 
 
+def runs_view(listing: RunList, state: str | None) -> Group:
+    """The table, then why each failed or crashed run stopped, one full line each (a table cell would fold it)."""
+    why = [Text.assemble(f"{run.id} {run.state}: ", (run.failure, "red"))
+           for run in listing.runs if run.failure and run.state in ("failed", "crashed")]
+    return Group(runs_table(listing, state), *why)
+
+
 def runs_table(listing: RunList, state: str | None) -> Table:
     which = f"{state} runs" if state else "runs"
     title = f"sweep {listing.sweep_id}: {plural(len(listing.runs), 'run')}" + (f" ({which})" if state else "")
@@ -78,8 +85,6 @@ def runs_table(listing: RunList, state: str | None) -> Table:
                          else "left", overflow="fold")
     for run in listing.runs:
         searched = Text(" ".join(f"{k}={run.config[k]}" for k in listing.searched if k in run.config))
-        if run.failure:
-            searched.append(("\n" if searched else "") + run.failure, style="red")
         table.add_row(Text(run.id), Text(run.state, style=STATE_COLOURS.get(run.state, "yellow")),
                       str(run.epochs_done), _number(run.best_metric), _number(run.test_acc), str(run.attempts),
                       searched)
