@@ -29,6 +29,7 @@ class RunStatus(BaseModel):
 
 class SweepStatus(BaseModel):
     id: str
+    name: str | None = None  # the sweep file's `name`, shown literally
     state: str
     state_reason: str | None
     backend: str
@@ -76,7 +77,8 @@ def sweep_status(store: Store, sweep_id: str) -> SweepStatus:
     # Runs that broke without a result (crashed, or failed by the box), whether or not a retry is due.
     missing = [r.id for r in records if r.state in BROKEN_STATES and not has_result(r)]
     total = grid_size(sweep.config)
-    return SweepStatus(id=sweep.id, state=sweep.state, state_reason=sweep.state_reason,
+    return SweepStatus(id=sweep.id, name=sweep.config.get("name"), state=sweep.state,
+                       state_reason=sweep.state_reason,
                        backend=sweep.backend, method=sweep.config.get("method", "?"), metric=sweep.config.get("metric"),
                        total_configs=total,
                        counts={s: counts[s] for s in STATE_ORDER if counts[s]},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -26,27 +27,32 @@ StoreOption = Annotated[Optional[str], typer.Option(
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+# Every error type that is the user's input or the box, not a bug: (module, class). Looked up only among
+# modules already imported (an error can only come from one), so catching them imports nothing: a bad
+# sweep file is refused before torch or W&B's engine load.
+KNOWN_ERRORS = (("data.cifar", "DataError"), ("model.registry", "BudgetError"),
+                ("model.registry", "UnknownModelError"), ("train.config", "ConfigError"),
+                ("train.checkpoint", "CheckpointError"), ("agent.launch", "GpuListError"),
+                ("store.errors", "StoreError"), ("agent.sweep_file", "SweepConfigError"),
+                ("agent.wandb_backend", "WandbBackendError"), ("agent.worker", "TrainFnError"),
+                ("builtins", "FloatingPointError"))
+
+
+def known_error(error: BaseException) -> bool:
+    return any(isinstance(error, cls) for module, name in KNOWN_ERRORS
+               if (cls := getattr(sys.modules.get(module), name, None)) is not None)
+
+
 @contextmanager
 def cli_errors() -> Iterator[None]:
     """Known failures become one line on stderr and exit code 2, never a traceback."""
-    from data.cifar import DataError
-    from model.registry import BudgetError, UnknownModelError
-    from train.config import ConfigError
-    from train.checkpoint import CheckpointError
-
-    from agent.launch import GpuListError
-    from store.sqlite import StoreError
-    from agent.sweep_config import SweepConfigError
-    from agent.wandb_backend import WandbBackendError
-    from agent.worker import TrainFnError
-
     try:
         yield
-    except (DataError, ConfigError, BudgetError, UnknownModelError, CheckpointError, SweepConfigError,
-            StoreError, WandbBackendError, GpuListError, TrainFnError, FloatingPointError) as error:
+    except Exception as error:
+        if not known_error(error):
+            raise
         errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-
 
 
 def open_store_for(store_url: str | None, home: Path | None, create: bool = False):

@@ -43,8 +43,10 @@ def create(
     from agent.sweep_file_keys import check_runnable, with_wandb_names
 
     with cli_errors():
-        spec = load_sweep_file(file)  # before the store is opened: a bad file leaves it untouched
+        spec = load_sweep_file(file)  # before the store is opened (or imported): a bad file costs little
         check_runnable(spec.config, str(file))
+        for warning in spec.warnings:
+            errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
         if backend is Backend.wandb:
             from agent.wandb_backend import create_wandb_sweep
 
@@ -56,7 +58,7 @@ def create(
                 with_wandb_names(spec.config, project, entity))
     if as_json:
         print(json.dumps({"id": record.id, "backend": record.backend, "method": spec.method,
-                          "total_configs": spec.grid_size}))
+                          "total_configs": spec.grid_size, "warnings": spec.warnings}))
         return
     size = plural(spec.grid_size, "run") if spec.grid_size is not None else (
         f"up to {plural(spec.config['run_cap'], 'run')}" if "run_cap" in spec.config else "runs until stopped")
@@ -197,8 +199,9 @@ def status_table(result: SweepStatus) -> Table:
     name = metric.get("name", "metric")
     size = f"/{result.total_configs}" if result.total_configs else ""
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items()) or "no runs yet"
+    named = f" {result.name}" if result.name else ""  # the title is a Text: shown as written
     runs_word = "run" if (result.total_configs or len(result.runs)) == 1 else "runs"  # '1/1 run', '2/108 runs'
-    title = (f"sweep {result.id}: {result.state}" + (f" ({result.state_reason})" if result.state_reason else "")
+    title = (f"sweep {result.id}{named}: {result.state}" + (f" ({result.state_reason})" if result.state_reason else "")
              + f"\n{result.method}, {len(result.runs)}{size} {runs_word}: {counts}")
     if result.best_run:
         title += f"\nbest {name} {result.best_metric:.4f} (run {result.best_run})"

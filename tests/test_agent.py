@@ -41,7 +41,10 @@ def test_agent_trains_each_config_into_store_status_and_wandb_offline_runs(tmp_p
 
     for run in SQLiteStore(home).list_runs(sweep_id):
         folder = Path(run.run_dir)
-        assert {"checkpoint-0001.pt", "checkpoint-0002.pt", "predictions.npz"} <= {p.name for p in folder.iterdir()}
+        attempt = folder / "attempt-1"  # each attempt writes its own folder; the store names the current checkpoint
+        assert {"checkpoint-0001.pt", "checkpoint-0002.pt", "predictions.npz", "log.txt"} <= {
+            p.name for p in attempt.iterdir()}
+        assert run.checkpoint == f"{sweep_id}/{run.id}/attempt-1/checkpoint-0002.pt"
         assert run.summary["test_acc"] is not None and len(run.summary["confusion_matrix"]) == 10
         assert [h["epoch"] for h in run.history] == [1, 2]
         # The same run as a W&B offline run, next to its checkpoint, ready for `wandb sync`.
@@ -94,14 +97,15 @@ def test_bad_gpu_lists_are_refused(text: str) -> None:
         parse_gpus(text)
 
 
-def test_nan_loss_fails_the_run_with_its_reason(tmp_path: Path) -> None:
+def test_a_diverging_run_is_a_result_recorded_once_and_does_not_stop_the_agent(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    sweep_id = created_id(tiny_sweep(tmp_path, {"lr": [0.1]}), home)
+    sweep_id = created_id(tiny_sweep(tmp_path, {"lr": [1e30, 1e29, 1e28]}), home)
     result = cli("agent", sweep_id, "--home", str(home), "--train-fn", "sweep_fakes:nan_loss", "--max-failures", "1")
-    assert result.exit_code == 1
-    assert "1 consecutive runs failed" in result.stderr
-    [run] = SQLiteStore(home).list_runs(sweep_id)
-    assert run.state == "failed" and run.failure == "FloatingPointError: train_loss is nan at epoch 1"
+    assert result.exit_code == 0, result.stderr  # three diverging runs in a row are not a broken box
+    runs = SQLiteStore(home).list_runs(sweep_id)
+    assert [r.state for r in runs] == ["failed"] * 3 and [r.attempts for r in runs] == [1, 1, 1]  # never retried
+    assert all(r.failure == "FloatingPointError: train_loss is nan at epoch 1" and not r.retryable for r in runs)
+    assert status(sweep_id, home)["state"] == "finished"  # a diverged run is the configuration's result
 
 
 def test_stopped_sweep_hands_out_nothing(tmp_path: Path, tiny_data_dir: Path) -> None:

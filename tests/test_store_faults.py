@@ -144,7 +144,7 @@ def test_a_read_only_store_can_be_read_and_refuses_writes_in_one_line(tmp_path: 
         stopped = cli("stop", sweep.id, "--home", str(view))
         assert stopped.exit_code == 2 and "read-only" in one_line_error(stopped)
     finally:
-        subprocess.run(["umount", str(view)], check=False)
+        subprocess.run(["umount", "-l", str(view)], check=False)
 
 
 def test_a_full_disk_strands_no_run_and_leaves_no_temporary_file(tmp_path: Path) -> None:
