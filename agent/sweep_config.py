@@ -190,11 +190,11 @@ def _check_parameter(name: str, spec: dict[str, Any], source: str) -> tuple[dict
 
     Returns the filled spec and, for an unbounded distribution, a warning if it can draw an invalid value."""
     from train.config import TrainConfig
+    from train.names import unknown_name_hint
 
     fill_parameter = sweep_engine().config.fill_parameter
     if name not in TrainConfig.model_fields:
-        raise SweepConfigError(f"{source}: unknown parameter '{name}'; valid names: "
-                               f"{', '.join(TrainConfig.model_fields)}")
+        raise SweepConfigError(f"{source}: unknown parameter '{name}'{unknown_name_hint(name, TrainConfig.model_fields)}")
     filled = fill_parameter(name, spec)
     if filled is None:
         raise SweepConfigError(f"{source}: parameters.{name}: not a W&B parameter spec ({spec})")
