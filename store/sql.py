@@ -64,6 +64,10 @@ MIGRATE_FROM_V1 = [
     "ALTER TABLE runs ADD COLUMN notes TEXT",
     "ALTER TABLE runs ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE history ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+    # Everything already there counts as one change, so `changes(id, 0)` returns it.
+    "UPDATE sweeps SET change_seq = 1",
+    "UPDATE runs SET changed = 1",
+    "UPDATE history SET changed = 1",
 ]
 
 
