@@ -271,3 +271,18 @@ def test_show_config_prints_the_resolved_settings_without_training(tmp_path: Pat
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
             for line in result.stdout.splitlines() if line.count("│") >= 3}
     assert rows["optimizer"] == "'nesterov'" and rows["lr"] == "0.05" and rows["schedule"] == "'onecycle'"
+
+
+def test_muon_orthogonalises_in_bf16_only_where_the_device_has_it_natively():
+    from train.optim import ns_dtype, orthogonalize
+
+    cpu = torch.device("cpu")
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert ns_dtype("auto", cpu) == (torch.bfloat16 if native else torch.float32)
+    assert ns_dtype("bf16", cpu) == torch.bfloat16 and ns_dtype("fp32", cpu) == torch.float32
+    matrix = torch.randn(64, 216, generator=torch.Generator().manual_seed(0))
+    for dtype in (torch.bfloat16, torch.float32):
+        update = orthogonalize(matrix, steps=5, dtype=dtype)
+        assert update.dtype == torch.float32 and update.shape == matrix.shape
+        singular = torch.linalg.svdvals(update)
+        assert singular.min() > 0.5 and singular.max() < 1.5, (dtype, singular.min(), singular.max())
