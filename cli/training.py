@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from cli.common import DataDirOption, cli_errors, console
+from cli.common import DataDirOption, HomeOption, StoreOption, cli_errors, console, open_store_for
 
 if TYPE_CHECKING:  # imported lazily at run time: `sweep --help` should not wait for torch
     from train import TrainConfig, TrainResult
@@ -65,10 +65,17 @@ def train_command(
         help="Keep the newest two checkpoints here (one per epoch) and resume from the newest usable one.")] = None,
     show_config: Annotated[bool, typer.Option(
         "--show-config", help="Print every setting this run would use (recipe + overrides) and exit.")] = False,
+    from_id: Annotated[Optional[str], typer.Option(
+        "--from", metavar="SWEEP_ID|RUN_ID", help="Start from that run's whole config (a sweep: its best finished "
+                                                  "run); --set, --model, --epochs override it.")] = None,
+    store: StoreOption = None,
+    home: HomeOption = None,
 ) -> None:
     """Train one network outside any sweep, then print a summary.
 
-    Settings not given come from the model's recipe (`--show-config` lists them all).
+    Settings not given come from the model's recipe (`--show-config` lists them all), or with
+    `--from` from a sweep's run; `sweep train --from SWEEP_ID --set val_size=0` retrains the winner
+    on all the training images.
     """
     from cli.training_hooks import ProgressHooks, keep_newest
     from train import TrainConfig, train
@@ -80,6 +87,15 @@ def train_command(
             values["model"] = model
         if epochs is not None:
             values["epochs"] = epochs
+        derived_from = None
+        if from_id is not None:
+            from winner.retrain import derive_config
+
+            derived = derive_config(from_id, values, lambda: open_store_for(store, home))
+            derived_from = derived.derived_from.model_dump()
+            changes = ", ".join(f"{k}={v!r}" for k, v in derived.overridden.items()) or "no changes"
+            console.print(Text(f"config of run {derived_from['run']} (sweep {derived_from['sweep']}), {changes}"))
+            values = derived.values
         config = TrainConfig.resolve(values)
         if show_config:
             console.print(config_table(config))
@@ -99,9 +115,12 @@ def train_command(
         console.print(Text(f"resumed from {result.resumed_from}"), soft_wrap=True)
 
     if json_out is not None:
+        written = result.model_dump(mode="json")
+        if derived_from is not None:
+            written["derived_from"] = derived_from
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(result.model_dump_json(indent=2))
-    console.print(summary_table(result))
+        json_out.write_text(json.dumps(written, indent=2))
+    console.print(summary_table(result, derived_from))
 
 
 def config_table(config: TrainConfig) -> Table:
@@ -114,7 +133,7 @@ def config_table(config: TrainConfig) -> Table:
     return table
 
 
-def summary_table(result: TrainResult) -> Table:
+def summary_table(result: TrainResult, derived_from: dict | None = None) -> Table:
     final = result.final
     table = Table(title=f"{result.model}: {result.status}", show_header=False)
     table.add_column(style="bold")
@@ -130,7 +149,9 @@ def summary_table(result: TrainResult) -> Table:
         ("test accuracy", f"{result.test_acc:.2%}" if result.test_acc is not None else "-"),
         ("test accuracy (TTA)", f"{result.test_acc_tta:.2%}" if result.test_acc_tta is not None else "-"),
     ]
+    if derived_from is not None:
+        rows.append(("derived from", f"run {derived_from['run']} of sweep {derived_from['sweep']}"))
     for label, value in rows:
-        table.add_row(label, value)
+        table.add_row(label, Text(value))
     return table
 

@@ -224,7 +224,7 @@ def test_bf16_autocast_runs_on_cpu(tiny_data):
 
 
 @pytest.mark.parametrize("values,message", [
-    ({"learning_rate": 0.1}, "unknown key 'learning_rate'; valid keys: model, epochs"),
+    ({"learning_rate": 0.1}, "unknown key 'learning_rate'; did you mean 'lr'?"),
     ({"batch_size": "big"}, "batch_size: Input should be a valid integer"),
     ({"batch_size": 1.5}, "batch_size: Input should be a valid integer"),
     ({"flip": "sideways"}, "flip: Input should be 'none', 'random' or 'alternating'"),

@@ -149,7 +149,9 @@ def describe_validation_error(error: ValidationError) -> str:
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"])
         if problem["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{key}'; valid keys: {', '.join(TrainConfig.model_fields)}")
+            from train.names import unknown_name_hint
+
+            lines.append(f"unknown key '{key}'{unknown_name_hint(key, TrainConfig.model_fields, 'keys')}")
         elif not problem["loc"]:  # a check across fields; its message names them
             lines.append(problem["msg"].removeprefix("Value error, "))
         else:
