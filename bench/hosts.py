@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench.claims import grid_config
 from bench.fake_train import WORK_MS_ENV
@@ -35,15 +35,15 @@ from bench.postgres_server import PostgresServer
 
 
 class Host:
-    """One simulated machine: its own SWEEP_HOME, the shared store URL and artifact root."""
+    """One simulated machine: its own SWEEP_HOME; `env` adds what it shares (store URL, artifact root)."""
 
-    def __init__(self, name: str, root: Path, url: str, artifacts: Path, sweep_id: str, work_ms: float,
-                 lease_s: float) -> None:
-        self.name, self.url, self.sweep_id, self.lease_s = name, url, sweep_id, lease_s
+    def __init__(self, name: str, root: Path, env: dict[str, str], sweep_id: str, lease_s: float,
+                 train_fn: str | None = "bench.fake_train:instant_train") -> None:
+        # train_fn None: the real training function.
+        self.name, self.sweep_id, self.lease_s, self.train_fn = name, sweep_id, lease_s, train_fn
         self.home = root / name
         self.home.mkdir(parents=True)
-        self.env = dict(os.environ, SWEEP_HOME=str(self.home), SWEEP_STORE=url, SWEEP_ARTIFACTS=str(artifacts),
-                        WANDB_MODE="disabled", **{WORK_MS_ENV: str(work_ms)})
+        self.env = dict(os.environ, SWEEP_HOME=str(self.home), WANDB_MODE="disabled", **env)
         self.started = 0
 
     def start_agent(self) -> subprocess.Popen:
@@ -52,7 +52,7 @@ class Host:
         with log.open("wb") as out:
             return subprocess.Popen([sys.executable, "-m", "cli.main", "agent", self.sweep_id, "--plain",
                                      "--label", f"{self.name}-{self.started}", "--lease-seconds", str(self.lease_s),
-                                     "--train-fn", "bench.fake_train:instant_train"],
+                                     *(["--train-fn", self.train_fn] if self.train_fn else [])],
                                     env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -77,45 +77,21 @@ def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_
         spec = validate_sweep(grid_config(points, epochs), source="bench")
         store = open_store(url, home=root / "login-node", create=True)
         sweep = store.create_sweep(spec.config)
-        machines = [Host(f"host{chr(ord('a') + i)}", root, url, artifacts, sweep.id, work_ms, lease_s)
-                    for i in range(hosts)]
+        shared = {"SWEEP_STORE": url, "SWEEP_ARTIFACTS": str(artifacts), WORK_MS_ENV: str(work_ms)}
+        machines = [Host(f"host{chr(ord('a') + i)}", root, shared, sweep.id, lease_s) for i in range(hosts)]
         live = [(machines[i % hosts], machines[i % hosts].start_agent()) for i in range(agents)]
-        kills, restarted, exit_codes = 0, False, []
-        started = time.perf_counter()
-        next_kill = started + rng.uniform(*kill_every)
-        deadline = started + 600
-        while time.perf_counter() < deadline:
-            time.sleep(0.2)
-            still = []
-            for machine, process in live:
-                if process.poll() is None:
-                    still.append((machine, process))
-                else:
-                    exit_codes.append(process.returncode)
-            live = still
-            if not live:
-                break
-            runs = _runs_or_empty(store, sweep.id)
+        restarted = False
+
+        def restart_once(runs: list[Any]) -> None:
+            nonlocal restarted
             done = sum(1 for r in runs if r.state == "finished")
             if not restarted and done >= restart_at * spec.grid_size:
                 server.stop("fast")  # every agent's connection drops mid-sweep
                 time.sleep(3)
                 server.start()
                 restarted = True
-            # Kill agents in the middle of a run: those that own one now (`label@host:pid`).
-            owners = {int(r.owner.rsplit(":", 1)[1]) for r in runs if r.state == "running" and r.owner}
-            training = [i for i, (_, process) in enumerate(live) if process.pid in owners]
-            if time.perf_counter() >= next_kill and training:
-                index = rng.choice(training)
-                machine, victim = live[index]
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
-                kills += 1
-                live[index] = (machine, machine.start_agent())
-                next_kill = time.perf_counter() + rng.uniform(*kill_every)
-        wall = time.perf_counter() - started
-        for _, process in live:
-            process.kill()
+
+        kills, exit_codes, wall = drain_under_fire(live, store, sweep.id, rng, kill_every, 600.0, restart_once)
         return check(store, sweep.id, spec.grid_size, epochs) | {
             "hosts": hosts, "agents": agents, "grid_points": spec.grid_size, "epochs_per_run": epochs,
             "kills": kills, "postgres_restarted": restarted, "wall_seconds": round(wall, 1),
@@ -124,6 +100,46 @@ def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_
     finally:
         if own:
             server.close()
+
+
+def drain_under_fire(live: list[tuple[Host, subprocess.Popen]], store: Any, sweep_id: str, rng: random.Random,
+                     kill_every: tuple[float, float], deadline_s: float,
+                     on_tick: Callable[[list[Any]], None] | None = None) -> tuple[int, list[int], float]:
+    """Wait for the agents to drain the sweep, SIGKILLing one that is mid-run every `kill_every`
+    seconds and starting a new one on the same host. Returns kills, exit codes and wall seconds."""
+    kills, exit_codes = 0, []
+    started = time.perf_counter()
+    next_kill = started + rng.uniform(*kill_every)
+    while time.perf_counter() < started + deadline_s:
+        time.sleep(0.2)
+        still = []
+        for machine, process in live:
+            if process.poll() is None:
+                still.append((machine, process))
+            else:
+                exit_codes.append(process.returncode)
+        live[:] = still
+        if not live:
+            break
+        runs = _runs_or_empty(store, sweep_id)
+        if on_tick is not None:
+            on_tick(runs)
+        # Kill agents in the middle of a run: those that own one now (`label@host:pid`).
+        owners = {int(r.owner.rsplit(":", 1)[1]) for r in runs if r.state == "running" and r.owner}
+        training = [i for i, (_, process) in enumerate(live) if process.pid in owners]
+        if time.perf_counter() >= next_kill and training:
+            index = rng.choice(training)
+            machine, victim = live[index]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            kills += 1
+            live[index] = (machine, machine.start_agent())
+            next_kill = time.perf_counter() + rng.uniform(*kill_every)
+    wall = time.perf_counter() - started
+    for _, process in live:
+        process.kill()
+        process.wait()
+    return kills, exit_codes, wall
 
 
 def _runs_or_empty(store: Any, sweep_id: str) -> list[Any]:
@@ -170,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-ms", type=float, default=250.0, help="sleep per epoch, standing in for training")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN_S", "MAX_S"))
     parser.add_argument("--restart-at", type=float, default=0.4, help="fraction of the grid done at the restart")
-    parser.add_argument("--lease-seconds", type=float, default=3.0)
+    parser.add_argument("--lease-seconds", type=float, default=10.0,
+                        help="longer than the restart (a few seconds): a restart must not expire live leases")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="append the result as a JSON line here")
     args = parser.parse_args(argv)
