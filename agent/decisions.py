@@ -12,13 +12,16 @@ One row per configuration, retried in place: a grid point never gets a second ro
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import warnings
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from agent.engine import sweep_engine
-from agent.sweep_config import run_values
+from agent.sweep_config import grid_size, run_values
 from store.records import RunRecord, SweepRecord
 
 MAX_WAIT_S = 2.0  # an idle agent asks again at least this often
@@ -92,12 +95,57 @@ def next_config(sweep: SweepRecord, runs: list[RunRecord], max_failures: int) ->
     run_cap = sweep.config.get("run_cap")
     if run_cap is not None and len(runs) >= run_cap:
         return None, f"run_cap {run_cap} reached"
+    exhausted = f"grid exhausted: all {plural(len(runs), 'configuration')} have a run"
+    grid = whole_grid(json.dumps(sweep.config, sort_keys=True)) if sweep.config.get("method") == "grid" else None
+    if grid is not None:
+        taken = {grid_key(run.config, grid.names) for run in runs}
+        return next((dict(point) for point, key in zip(grid.points, grid.keys) if key not in taken), None), exhausted
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         suggestion = sweep_engine().next_run(sweep.config, engine_runs(runs, max_failures), validate=False)
     if suggestion is None:
-        return None, f"grid exhausted: all {plural(len(runs), 'configuration')} have a run"
+        return None, exhausted
     return run_values(suggestion.config), ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    names: tuple[str, ...]  # the parameters that take several values
+    points: list[dict[str, Any]]  # every configuration, in the order W&B's engine proposes them
+    keys: list[tuple[Any, ...]]  # each point's values of `names`, normalised as grid_key does
+
+
+def grid_key(config: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
+    """A point's identity as W&B's grid sees it: the values of the varying parameters, an integral
+    float equal to its int (the engine's yaml_hash treats 3e6 and 3000000 alike), a bool not 1."""
+    def normal(value: Any) -> Any:
+        if isinstance(value, bool):
+            return ("bool", value)
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+    return tuple(normal(config.get(name)) for name in names)
+
+
+@functools.lru_cache(maxsize=16)
+def whole_grid(config_json: str) -> Grid | None:
+    """The grid that W&B's engine walks, enumerated by the engine once per sweep and process, so a
+    claim costs one pass over the runs instead of the engine's hashing of every run's values.
+    None unless every parameter is a `value` or a list of `values` of plain scalars: those grids
+    (int_uniform, q_uniform, lists or dicts as values) go to the engine on every claim."""
+    config = json.loads(config_json)
+    scalar = (str, int, float, bool, type(None))
+    for spec in config.get("parameters", {}).values():
+        kind = spec.get("distribution", "categorical" if "values" in spec else "constant")
+        values = spec.get("values") if kind == "categorical" else [spec.get("value")] if kind == "constant" else None
+        if values is None or (set(spec) - {"values", "value", "distribution"}) or \
+                not all(isinstance(v, scalar) for v in values):
+            return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        suggestions = sweep_engine().next_runs(config, [], validate=False, n=(grid_size(config) or 0) + 1)
+    points = [run_values(s.config) for s in suggestions if s is not None]
+    names = tuple(name for name in config["parameters"] if len({repr(p.get(name)) for p in points}) > 1)
+    return Grid(names=names, points=points, keys=[grid_key(point, names) for point in points])
 
 
 def runs_to_stop(sweep: SweepRecord, runs: list[RunRecord], max_failures: int) -> list[tuple[str, str]]:

@@ -114,6 +114,7 @@ class SqlStore:
         self.dialect, self.url, self.artifacts = dialect, url, Path(artifacts)
         self._local = threading.local()
         self._schema_ready = False
+        self._records: dict[str, tuple[tuple[int, int], RunRecord]] = {}  # see _cached_record
 
     # -- connections, errors, transactions -------------------------------------------------------
 
@@ -289,7 +290,23 @@ class SqlStore:
             for row in self._q(conn, "SELECT h.run_id, h.metrics FROM history h JOIN runs r ON r.id = h.run_id "
                                      "WHERE r.sweep_id = ? ORDER BY h.run_id, h.epoch", (sweep_id,)):
                 histories.setdefault(row["run_id"], []).append(json.loads(row["metrics"]))
-        return [run_record(row, histories.get(row["id"], []), self.artifacts) for row in rows]
+        if with_history:
+            return [run_record(row, histories.get(row["id"], []), self.artifacts) for row in rows]
+        return [self._cached_record(row) for row in rows]
+
+    def _cached_record(self, row: Any) -> RunRecord:
+        """A run without its history, parsed once per version of its row: a claim reads every run of
+        the sweep inside the sweep's lock, and most of them have not changed since the last claim.
+        A row's `changed` moves with every write but the heartbeat's, whose lease expiry is refreshed."""
+        version = (row["changed"], row["epochs_done"])
+        hit = self._records.get(row["id"])
+        if hit is None or hit[0] != version:
+            hit = (version, run_record(row, [], self.artifacts))
+            self._records[row["id"]] = hit
+        record = hit[1]
+        if record.lease_expires_at != row["lease_expires_at"]:
+            record = record.model_copy(update={"lease_expires_at": row["lease_expires_at"]})
+        return record
 
     def get_run(self, run_id: str) -> RunRecord:
         def read(conn: Connection) -> RunRecord:

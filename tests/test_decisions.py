@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from agent import decisions
 from agent.sweep_config import validate_sweep
 from store.records import RunRecord, SweepRecord
@@ -73,3 +75,46 @@ def test_hyperband_names_the_lagging_run() -> None:
     runs = [run("a", 0, "running", history=history(0.9)), run("b", 1, "running", history=history(0.8)),
             run("c", 2, "running", history=history(0.2))]
     assert [run_id for run_id, _ in decisions.runs_to_stop(bands, runs, 3)] == ["c"]
+
+
+def drain(config: dict) -> list[dict]:
+    """Every configuration a grid hands out, one new run after another."""
+    record = SweepRecord(id="s1", config=validate_sweep(config).config, created_at=0.0)
+    runs: list[RunRecord] = []
+    while isinstance(decision := decisions.next_claim(record, runs, max_failures=3, now=0.0), decisions.New):
+        runs.append(RunRecord(id=f"r{len(runs)}", sweep_id="s1", state="running", config=decision.config,
+                              created_at=0.0, lease_expires_at=1e12))
+    return [r.config for r in runs]
+
+
+def test_the_cached_grid_hands_out_what_wandbs_engine_would_in_its_order() -> None:
+    from agent.engine import sweep_engine
+
+    config = {"method": "grid", "metric": {"name": "val_acc", "goal": "maximize"},
+              "parameters": {"lr": {"values": [0.01, 0.1, 1.0]}, "optimizer": {"values": ["sgd", "adam"]},
+                             "channels_last": {"values": [True, False]}, "epochs": {"value": 2},
+                             "batch_size": {"values": [64, 128]}}}
+    handed = drain(config)
+    engine, expected = sweep_engine(), []
+    while (suggestion := engine.next_run(validate_sweep(config).config, [
+            engine.SweepRun(name=str(i), state="running", config={k: {"value": v} for k, v in c.items()})
+            for i, c in enumerate(expected)])) is not None:
+        expected.append({k: spec["value"] for k, spec in suggestion.config.items()})
+    assert len(handed) == 24 and handed == expected
+    validated = validate_sweep(config).config  # and the fast path handed them out, not the engine:
+    assert decisions.whole_grid(json.dumps(validated, sort_keys=True)) is not None
+
+
+def test_an_integral_float_in_a_run_matches_its_int_grid_point() -> None:
+    record = sweep(points=2)
+    runs = [run("a", 0, "finished"), RunRecord(id="b", sweep_id="s1", state="finished", config={"seed": 1.0},
+                                               created_at=1.0)]
+    decision = decisions.next_claim(record, runs, max_failures=3, now=0.0)
+    assert isinstance(decision, decisions.Done) and decision.complete
+
+
+def test_a_grid_the_cache_cannot_key_still_goes_through_the_engine() -> None:
+    config = {"method": "grid", "metric": {"name": "val_acc", "goal": "maximize"},
+              "parameters": {"seed": {"distribution": "int_uniform", "min": 0, "max": 3}}}
+    assert decisions.whole_grid(json.dumps(validate_sweep(config).config, sort_keys=True)) is None
+    assert sorted(c["seed"] for c in drain(config)) == [0, 1, 2, 3]
