@@ -132,9 +132,7 @@ def source_from_path(path: Path) -> ModelSource:
             raise WinnerError(f"{result}: not a readable training result ({error})") from None
         if summary.get("config") != state["config"]:
             summary = {}  # another run's result: its numbers would describe a different network
-    derived = summary.get("derived_from") or {}
-    return ModelSource(checkpoint=checkpoint, config=state["config"], summary=summary,
-                       origin=Origin(sweep=derived.get("sweep"), run=derived.get("run")))
+    return ModelSource(checkpoint=checkpoint, config=state["config"], summary=summary)
 
 
 def resolve_source(ident: str, open_store: StoreFactory) -> ModelSource:
