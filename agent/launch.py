@@ -20,7 +20,7 @@ from rich.console import Console
 
 from agent.controller import DEFAULT_STORE_DEADLINE_S, Controller
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES
-from agent.display import AgentDisplay
+from agent.json_events import make_display
 from store.protocol import Store
 from agent.worker import Agent, AgentOptions, AgentReport, StopFlag, TrainFn, install_signal_handlers, load_train_fn
 
@@ -42,6 +42,7 @@ class AgentRequest(BaseModel):
     train_fn: str | None = None
     label: str = ""  # set on workers: names their lines and their agent id
     plain: bool = False
+    json_lines: bool = False  # `--json`: events as JSON lines (agent/json_events.py)
     store_url: str | None = None
     store_timeout: float = DEFAULT_STORE_DEADLINE_S
 
@@ -51,6 +52,7 @@ class AgentRequest(BaseModel):
         args += ["--count", str(self.count)] if self.count else []
         args += ["--data-dir", str(self.data_dir)] if self.data_dir else []
         args += ["--train-fn", self.train_fn] if self.train_fn else []
+        args += ["--json"] if self.json_lines else []
         return args
 
 
@@ -120,8 +122,8 @@ def _run_local(request: AgentRequest, store: Store, console: Console, train_fn: 
 
     status = sweep_status(store, request.sweep_id)
     metric = status.metric or {}
-    display = AgentDisplay(console, metric.get("name"), metric.get("goal"), label=request.label,
-                           live=False if request.plain else None)
+    display = make_display(console, metric.get("name"), metric.get("goal"), label=request.label,
+                           plain=request.plain, json_lines=request.json_lines)
     display.best = status.best_metric
     host_pid = f"{socket.gethostname()}:{os.getpid()}"
     options = AgentOptions(sweep_id=request.sweep_id, count=request.count, lease_seconds=request.lease_seconds,
@@ -136,7 +138,8 @@ def _run_wandb(request: AgentRequest, store: Store, console: Console, train_fn: 
                stop: StopFlag) -> AgentReport:
     from agent.wandb_backend import SweepPath, Trial, run_wandb_agent
 
-    display = AgentDisplay(console, None, None, label=request.label, live=False if request.plain else None)
+    display = make_display(console, None, None, label=request.label, plain=request.plain,
+                           json_lines=request.json_lines)
     trial = Trial(train_fn, data, store.home / "wandb-runs", stop, None, display)
     with display:
         report = run_wandb_agent(SweepPath.parse(request.sweep_id), trial, request.count, request.max_failures,

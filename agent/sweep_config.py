@@ -10,7 +10,8 @@ parameter budget, and finally W&B's engine must accept the config (a dry run of
 A distribution without bounds (normal, log_normal and their q_ forms) can draw a
 value training cannot use however it is set; W&B accepts such files, so they are
 accepted here with a warning that gives the chance of an invalid draw, and the
-controller records such a draw as a failed run (`invalid_draw_reason`).
+agent records such a draw as a failed run, once, never retried and not counted as a
+fault of the box (`invalid_draw_reason` says why a draw is unusable).
 """
 
 from __future__ import annotations
@@ -189,11 +190,11 @@ def _check_parameter(name: str, spec: dict[str, Any], source: str) -> tuple[dict
 
     Returns the filled spec and, for an unbounded distribution, a warning if it can draw an invalid value."""
     from train.config import TrainConfig
+    from train.names import unknown_name_hint
 
     fill_parameter = sweep_engine().config.fill_parameter
     if name not in TrainConfig.model_fields:
-        raise SweepConfigError(f"{source}: unknown parameter '{name}'; valid names: "
-                               f"{', '.join(TrainConfig.model_fields)}")
+        raise SweepConfigError(f"{source}: unknown parameter '{name}'{unknown_name_hint(name, TrainConfig.model_fields)}")
     filled = fill_parameter(name, spec)
     if filled is None:
         raise SweepConfigError(f"{source}: parameters.{name}: not a W&B parameter spec ({spec})")

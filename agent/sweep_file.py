@@ -15,6 +15,7 @@ import copy
 import math
 import re
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,9 @@ def parse_yaml(text: str, source: str) -> Any:
         raise SweepConfigError(f"{source}: invalid YAML{_position(mark)}: {_one_line(problem)}") from None
     except (ValueError, TypeError, ArithmeticError, RecursionError) as error:
         # PyYAML's constructors raise these on values such as `!!float x` or an integer of 5,000 digits.
+        if "integer string conversion" in str(error):
+            raise SweepConfigError(f"{source}: invalid YAML value: an integer of more than "
+                                   f"{sys.get_int_max_str_digits():,} digits") from None
         raise SweepConfigError(f"{source}: invalid YAML value: {_one_line(str(error))[:200]}") from None
     finally:
         loader.dispose()

@@ -328,8 +328,12 @@ class Agent:
 
     def _failed(self, lease: Lease, wandb_run: WandbRun | None,
                 error: Exception) -> tuple[str, str | None, bool, Exception | None]:
+        from train.config import ConfigError
+
         reason = one_line_reason(error)
-        if isinstance(error, FloatingPointError):  # the same seed diverges again: a result, not the box's fault
+        if isinstance(error, ConfigError):  # a draw outside the key's range (a normal's tail): the draw's result
+            reason = f"invalid draw: {error}"[:MAX_REASON_CHARS]
+        if isinstance(error, (FloatingPointError, ConfigError)):  # a retry repeats it: a result, not a fault
             return self._end(lambda: self.controller.fail(lease, reason, retryable=False), wandb_run, "failed",
                              None, reason) + (False, None)
         if isinstance(error, OSError) and error.errno == errno.ENOSPC:

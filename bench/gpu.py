@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         values = {**RECIPES[target], "val_size": 0, "compile": not args.no_compile, **overrides}
         config = TrainConfig.resolve(values)
         work = count_training_flops(config)
-        work_fields = {key: work[key] for key in ("train_flops", "train_tflops", "gflops_per_image", "ratio_to_354_tflop",
-                                                  "ratio_to_today_counted")}
+        work_fields = {key: work[key] for key in ("train_flops", "train_tflops", "gflops_per_image",
+                                                  "ratio_to_354_tflop", "ratio_to_today_counted")}
         # The warm-up is the whole recipe: the whitening bias freezes part-way, and the
         # graph compiled after that must be in the cache before the timed runs too.
         train(config.changed(seed=10_000), data=data, device=args.device)

@@ -62,12 +62,15 @@ def host_of(agent_id: str) -> str:
 
 
 def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_every: tuple[float, float],
-        restart_at: float, lease_s: float, seed: int, root: Path) -> dict[str, Any]:
+        restart_at: float, lease_s: float, seed: int, root: Path,
+        server: PostgresServer | None = None) -> dict[str, Any]:
+    """One chaotic drain; on `server` (which it restarts) or a throwaway server of its own."""
     from agent.sweep_config import validate_sweep
     from store.open import open_store
 
     rng = random.Random(seed)
-    server = PostgresServer()
+    own = server is None
+    server = server or PostgresServer()
     try:
         url = server.new_database()
         artifacts = root / "shared-artifacts"
@@ -119,7 +122,8 @@ def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_
             "agent_exit_codes": dict(Counter(exit_codes)),
             "agents_started": sum(m.started for m in machines)}
     finally:
-        server.close()
+        if own:
+            server.close()
 
 
 def _runs_or_empty(store: Any, sweep_id: str) -> list[Any]:

@@ -35,7 +35,8 @@ KNOWN_ERRORS = (("data.cifar", "DataError"), ("model.registry", "BudgetError"),
                 ("train.checkpoint", "CheckpointError"), ("agent.launch", "GpuListError"),
                 ("store.errors", "StoreError"), ("agent.sweep_file", "SweepConfigError"),
                 ("agent.wandb_backend", "WandbBackendError"), ("agent.worker", "TrainFnError"),
-                ("builtins", "FloatingPointError"), ("winner.errors", "WinnerError"))
+                ("dashboard.errors", "DashboardError"), ("builtins", "FloatingPointError"),
+                ("winner.errors", "WinnerError"))
 
 
 def known_error(error: BaseException) -> bool:

@@ -15,6 +15,8 @@ from rich.text import Text
 from agent.controller import DEFAULT_STORE_DEADLINE_S
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
 from cli.common import DataDirOption, HomeOption, JsonOption, StoreOption, cli_errors, console, errors, open_store_for
+from cli.hints import next_step_lines
+from cli.polish import plural
 
 if TYPE_CHECKING:
     from agent.status import SweepStatus
@@ -29,17 +31,20 @@ def create(
     file: Annotated[Path, typer.Argument(help="A W&B sweep YAML, e.g. sweeps/grid.yaml.")],
     backend: Annotated[Backend, typer.Option(help="local: the embedded store; wandb: W&B's hosted controller.")]
     = Backend.local,
-    project: Annotated[Optional[str], typer.Option(help="W&B project (--backend wandb).")] = None,
-    entity: Annotated[Optional[str], typer.Option(help="W&B entity (--backend wandb).")] = None,
+    project: Annotated[Optional[str], typer.Option(
+        help="W&B project: the hosted sweep's (--backend wandb), else where runs' offline W&B runs sync to.")] = None,
+    entity: Annotated[Optional[str], typer.Option(help="W&B entity, as --project.")] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     store_url: StoreOption = None,
 ) -> None:
     """Validate a sweep file and register it; prints the sweep id and the agent command."""
     from agent.sweep_config import load_sweep_file
+    from agent.sweep_file_keys import check_runnable, with_wandb_names
 
     with cli_errors():
         spec = load_sweep_file(file)  # before the store is opened (or imported): a bad file costs little
+        check_runnable(spec.config, str(file))
         for warning in spec.warnings:
             errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
         if backend is Backend.wandb:
@@ -49,17 +54,20 @@ def create(
             record = open_store_for(store_url, home, create=True).create_sweep(spec.config, backend="wandb",
                                                                                 sweep_id=str(path))
         else:
-            record = open_store_for(store_url, home, create=True).create_sweep(spec.config)
+            record = open_store_for(store_url, home, create=True).create_sweep(
+                with_wandb_names(spec.config, project, entity))
     if as_json:
         print(json.dumps({"id": record.id, "backend": record.backend, "method": spec.method,
                           "total_configs": spec.grid_size, "warnings": spec.warnings}))
         return
-    size = f"{spec.grid_size} runs" if spec.grid_size is not None else (
-        f"up to {spec.config['run_cap']} runs" if "run_cap" in spec.config else "runs until stopped")
+    size = plural(spec.grid_size, "run") if spec.grid_size is not None else (
+        f"up to {plural(spec.config['run_cap'], 'run')}" if "run_cap" in spec.config else "runs until stopped")
     metric = f", {spec.metric_goal} {spec.metric_name}" if spec.metric_name else ""
     console.print(f"Created {record.backend} sweep [bold]{record.id}[/bold] ({spec.method}, {size}{metric})",
                   highlight=False)
-    console.print(f"Start an agent:  sweep agent {record.id}", highlight=False)
+    console.print("Next:", highlight=False)
+    for line in next_step_lines(record.id, home, store_url):
+        console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 def agent(
@@ -80,7 +88,9 @@ def agent(
     train_fn: Annotated[Optional[str], typer.Option(envvar=TRAIN_FN_ENV, hidden=True,
                                                      help="module:function replacing train.train")] = None,
     label: Annotated[str, typer.Option(hidden=True, help="Prefix for this worker's lines.")] = "",
-    plain: Annotated[bool, typer.Option(hidden=True, help="Plain lines instead of a progress bar.")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="Plain lines instead of a progress bar (for logs).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines for scripts: claimed, epoch, "
+                                                         "ended, idle, done.")] = False,
     stats_out: Annotated[Optional[Path], typer.Option(hidden=True, help="Write claim/idle timings here.")] = None,
 ) -> None:
     """Train the sweep's runs until none are left; SIGTERM/Ctrl-C checkpoints and marks the run preempted."""
@@ -90,13 +100,17 @@ def agent(
     with cli_errors():
         request = AgentRequest(sweep_id=sweep_id, count=count, gpus=gpus, max_failures=max_failures,
                                data_dir=data_dir, home=home, lease_seconds=lease_seconds, train_fn=train_fn,
-                               label=label, plain=plain, store_url=store_url, store_timeout=store_timeout)
+                               label=label, plain=plain, json_lines=as_json, store_url=store_url,
+                               store_timeout=store_timeout)
         store = open_store_for(store_url, home)
         backend_of(sweep_id, store)  # an unknown sweep stops here, before any worker starts
         workers = worker_gpus(request)
         if workers:
-            console.print(f"starting {len(workers)} workers on GPUs {', '.join(workers)} for sweep {sweep_id}",
-                          highlight=False)
+            if as_json:
+                print(json.dumps({"event": "workers", "gpus": workers, "sweep": sweep_id}), flush=True)
+            else:
+                console.print(f"starting {len(workers)} workers on GPUs {', '.join(workers)} for sweep {sweep_id}",
+                              highlight=False)
             raise typer.Exit(spawn_workers(workers, request.worker_args(), home, store_url))
         try:
             report = run_agent(request, store, console)
@@ -156,7 +170,8 @@ def stop(
     with cli_errors():
         record = Controller(open_store_for(store_url, home)).stop_sweep(sweep_id, cancel=cancel)
     if as_json:
-        print(json.dumps({"id": record.id, "state": record.state, "cancel": cancel}))
+        print(json.dumps({"id": record.id, "state": record.state, "state_reason": record.state_reason,
+                          "cancel": cancel}))
         return
     tail = "running runs will be stopped at their next step" if cancel else "running runs will finish"
     console.print(Text(f"sweep {record.id} is {record.state}: no new runs; {tail}"))
@@ -185,8 +200,9 @@ def status_table(result: SweepStatus) -> Table:
     size = f"/{result.total_configs}" if result.total_configs else ""
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items()) or "no runs yet"
     named = f" {result.name}" if result.name else ""  # the title is a Text: shown as written
+    runs_word = "run" if (result.total_configs or len(result.runs)) == 1 else "runs"  # '1/1 run', '2/108 runs'
     title = (f"sweep {result.id}{named}: {result.state}" + (f" ({result.state_reason})" if result.state_reason else "")
-             + f"\n{result.method}, {len(result.runs)}{size} runs: {counts}")
+             + f"\n{result.method}, {len(result.runs)}{size} {runs_word}: {counts}")
     if result.best_run:
         title += f"\nbest {name} {result.best_metric:.4f} (run {result.best_run})"
     if result.without_result:

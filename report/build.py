@@ -15,7 +15,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from store.records import RunSource
-from report import run_figures, sweep_figures
+from report import panels, run_figures, sweep_figures
 from report.html import render_html
 from report.markdown import render_markdown
 from report.model import FigureEntry, SweepReport
@@ -57,14 +57,16 @@ def build_report(source: RunSource, sweep_id: str, out_dir: Path) -> SweepReport
         ("parallel_coordinates", "Parallel coordinates",
          f"Each line is a run ({scored} scored, failed and crashed excluded) through its hyperparameters to its best "
          f"{report.metric.name}; the best finished run is drawn in red.",
-         "sweep", lambda: sweep_figures.parallel_coordinates(ranked, parameters, report.metric, best.id)),
+         "sweep", lambda: sweep_figures.parallel_coordinates(
+             panels.parallel_coordinates(ranked, parameters, report.metric), report.metric, best.id)),
         ("parameter_importance", "Parameter importance",
          f"Random-forest feature importance of each hyperparameter for predicting {report.metric.name}, and its "
          "Pearson correlation with it; categorical values are one-hot encoded.",
          "sweep", lambda: sweep_figures.importance_chart(report.influence, report.metric, scored)),
         ("metric_vs_parameters", f"{report.metric.name} against each hyperparameter",
          f"Every scored run's best {report.metric.name} against the value of each swept hyperparameter.",
-         "sweep", lambda: sweep_figures.metric_against_parameters(ranked, parameters, report.metric, best.id)),
+         "sweep", lambda: sweep_figures.metric_against_parameters(
+             panels.metric_against_parameters(ranked, parameters), report.metric, best.id)),
     ]
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)

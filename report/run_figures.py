@@ -8,7 +8,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from store.records import RunRecord
-from report.artifacts import augmented_samples, confusion_counts
+from report import panels
+from report.artifacts import augmented_samples
 from report.render import Unavailable, new_figure
 
 TRAIN_COLOUR, VAL_COLOUR = "#1f77b4", "#d62728"
@@ -50,10 +51,8 @@ def _curves(run: RunRecord, suffix: str, ylabel: str, scale: float, title: str) 
 
 def confusion_matrix(run: RunRecord) -> Figure:
     """Figure 4: test-set confusion matrix, as counts and normalised by true class."""
-    confusion = confusion_counts(run)
-    counts = np.array(confusion.counts, dtype=float)
-    row_totals = counts.sum(axis=1, keepdims=True)
-    normalised = np.divide(counts, row_totals, out=np.zeros_like(counts), where=row_totals > 0)
+    confusion = panels.confusion(run)
+    counts, normalised = np.array(confusion.counts, dtype=float), np.array(confusion.normalised)
     figure = new_figure(14.0, 6.4)
     left, right = figure.subplots(1, 2)
     _matrix_panel(left, counts, confusion.classes, "counts", lambda v: f"{int(v)}")
@@ -80,9 +79,8 @@ def _matrix_panel(axes, values: np.ndarray, classes: list[str], title: str, fmt,
 
 def class_distribution(run: RunRecord) -> Figure:
     """Figure 6: how often the network predicted each class, against how often it was true."""
-    confusion = confusion_counts(run)
-    counts = np.array(confusion.counts)
-    true, predicted = counts.sum(axis=1), counts.sum(axis=0)
+    confusion = panels.confusion(run)
+    true, predicted = np.array(confusion.true_totals), np.array(confusion.predicted_totals)
     positions = np.arange(len(confusion.classes))
     figure = new_figure(8.0, 4.4)
     axes = figure.add_subplot()

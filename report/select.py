@@ -1,23 +1,18 @@
-"""Which run is best, ranked exactly as the sweep engine ranks runs.
+"""Which run is best: the store's one rule (store.records), which scores a run as the sweep engine does.
 
-The engine (`sweeps.SweepRun.metric_extremum`) scores a run by the best value
-of the metric over its history plus its summary, in the direction of the goal.
-We call that same function so the report and the search never disagree.
+The engine (`sweeps.SweepRun.metric_extremum`) scores a run by the best finite value of the metric
+over its history plus its summary, in the direction of the goal; store.records.run_score computes
+the same without building the engine's run object, so status, report and dashboard never disagree.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 from pydantic import BaseModel
 
-with warnings.catch_warnings():
-    # sweeps declares a pydantic-v1 style Config; its warnings say nothing about the report.
-    warnings.simplefilter("ignore")
-    from sweeps import SweepRun
-
-from store.records import BROKEN_STATES, RunRecord, SweepRecord
+from store import records
+from store.records import RunRecord, SweepRecord
 from report.errors import ReportError
 from train.config import METRIC_GOALS
 
@@ -51,20 +46,12 @@ def sweep_metric(sweep: SweepRecord) -> Metric:
 
 def run_score(run: RunRecord, metric: Metric) -> float | None:
     """The run's best metric value over history and summary, or None when it never reported one."""
-    engine_run = SweepRun(name=run.id, state=run.state, history=run.history,
-                          summary_metrics=_numeric_summary(run.summary))
-    try:
-        return float(engine_run.metric_extremum(metric.name, kind=metric.goal))
-    except ValueError:
-        return None
+    return records.run_score(run, metric.name, metric.goal)
 
 
 def rank_runs(runs: list[RunRecord], metric: Metric) -> list[RankedRun]:
     """Runs with a metric value, failed and crashed ones excluded, best first; ties keep creation order."""
-    scored = [RankedRun(run=run, score=score) for run in sorted(runs, key=lambda r: r.created_at)
-              if run.state not in BROKEN_STATES and (score := run_score(run, metric)) is not None]
-    sign = -1.0 if metric.goal == "maximize" else 1.0
-    return sorted(scored, key=lambda ranked: sign * ranked.score)
+    return [RankedRun(run=run, score=score) for run, score in records.rank_runs(runs, metric.name, metric.goal)]
 
 
 def best_finished_run(ranked: list[RankedRun], sweep_id: str) -> RankedRun:
@@ -74,8 +61,3 @@ def best_finished_run(ranked: list[RankedRun], sweep_id: str) -> RankedRun:
             return candidate
     raise ReportError(f"sweep {sweep_id} has no finished run with a metric value yet; "
                       "run `sweep agent` or wait for a run to finish")
-
-
-def _numeric_summary(summary: dict) -> dict:
-    # The engine only reads scalar summary values; lists and dicts (confusion matrix, config) are noise to it.
-    return {key: value for key, value in summary.items() if isinstance(value, (int, float))}

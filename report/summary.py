@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from store.records import RunRecord, SweepRecord
-from report.importance import parameter_influence
+from report import panels
 from report.model import RunRow, SweepReport
 from report.parameters import parameter_value, swept_parameters
 from report.select import UNFINISHED_STATES, best_finished_run, rank_runs, run_score, sweep_metric
@@ -36,7 +36,7 @@ def summarize(sweep: SweepRecord, runs: list[RunRecord]) -> SweepReport:
         unfinished=[run_row(r, run_score(r, metric), names) for r in unfinished],
         top_runs=[run_row(r.run, r.score, names) for r in ranked[:TOP_RUNS]],
         parameters=names,
-        influence=parameter_influence([r.run.config for r in ranked], [r.score for r in ranked], parameters),
+        influence=panels.importance(ranked, parameters),
     )
 
 

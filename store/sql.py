@@ -64,6 +64,10 @@ MIGRATE_FROM_V1 = [
     "ALTER TABLE runs ADD COLUMN notes TEXT",
     "ALTER TABLE runs ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE history ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+    # Everything already there counts as one change, so `changes(id, 0)` returns it.
+    "UPDATE sweeps SET change_seq = 1",
+    "UPDATE runs SET changed = 1",
+    "UPDATE history SET changed = 1",
 ]
 
 
@@ -318,8 +322,9 @@ class SqlStore:
                            (sweep_id, since)).fetchall()
             epochs = [EpochRow(run_id=e["run_id"], epoch=e["epoch"], attempt=e["attempt"],
                                metrics=json.loads(e["metrics"])) for e in self._q(
-                conn, "SELECT h.* FROM history h JOIN runs r ON r.id = h.run_id WHERE r.sweep_id = ? "
-                      "AND h.changed > ? ORDER BY h.changed, h.run_id, h.epoch", (sweep_id, since)).fetchall()]
+                conn, "SELECT h.* FROM history h WHERE h.changed > ? AND EXISTS (SELECT 1 FROM runs r "
+                      "WHERE r.id = h.run_id AND r.sweep_id = ?) ORDER BY h.changed, h.run_id, h.epoch",
+                (since, sweep_id)).fetchall()]  # led by the index on `changed`: cheap when little changed
             return SweepChanges(cursor=row["change_seq"], sweep=sweep, runs=[run_record(r, [], self.artifacts) for r in rows],
                                 epochs=epochs)
 

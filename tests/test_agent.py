@@ -165,7 +165,7 @@ def test_agent_that_loses_its_lease_stops_without_writing_a_checkpoint(tmp_path:
     import time
 
     from agent.controller import Controller
-    from store.sqlite import LeaseLost
+    from store.errors import LeaseLost
     from agent.sweep_config import load_sweep_file
     from agent.worker import Agent, AgentOptions, StopFlag
 
@@ -204,5 +204,5 @@ def test_a_store_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
     home.write_text("a file where the store folder should be")
     result = cli("create", str(ROOT / "sweeps" / "smoke.yaml"), "--home", str(home))
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {home / 'sweep.db'}: cannot open the store")
+    assert result.stderr.startswith(f"error: {home / 'sweep.db'}: cannot create the store")
     assert len(result.stderr.strip().splitlines()) == 1 and home.read_text().startswith("a file")

@@ -15,9 +15,11 @@ def test_throughput_prints_the_matmul_peak_then_one_line_per_network(capsys):
     peak, fast = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert peak["gflops_per_second"] > 0 and peak["size"] == 2048
     assert fast["model"] == "fast" and fast["speedup"] > 0
-    # The printed fields are rounded, so their product matches the achieved rate only closely.
+    # The printed fields are rounded (images/s and GFLOP/s to 0.1, GFLOP to 0.001), so their product
+    # matches the achieved rate only within what that rounding allows, however slow the machine.
     achieved = fast["images_per_second"] * fast["gflops_per_image"]
-    assert fast["achieved_gflops_per_second"] == pytest.approx(achieved, rel=5e-3)
+    allowed = 0.05 * fast["gflops_per_image"] + 0.0005 * fast["images_per_second"] + 0.05
+    assert fast["achieved_gflops_per_second"] == pytest.approx(achieved, rel=5e-3, abs=allowed)
 
 
 def test_flops_are_counted_without_training_and_today_is_the_reference(tmp_path):

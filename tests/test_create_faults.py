@@ -137,8 +137,6 @@ def test_stop_of_an_unknown_sweep_creates_no_store(tmp_path: Path) -> None:
     assert not (home / "sweep.db").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: the worker or controller is to record a draw that "
-                                       "invalid_draw_reason refuses as failed, not retried, not a box fault")
 def test_an_invalid_draw_is_a_failed_run_that_neither_crashes_nor_stops_the_agent(tmp_path: Path) -> None:
     from agent_helpers import TINY, created_id, start_agent, status
 

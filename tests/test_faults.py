@@ -129,7 +129,7 @@ BAD_FILES = {
     "malformed yaml": ("method: grid\nparameters:\n  lr: {values: [0.1, 0.2]\n", "invalid YAML at line"),
     "unknown method": ("method: annealing\nparameters:\n  lr: {value: 0.1}\n", "'annealing' is not one of"),
     "unknown parameter": ("method: grid\nparameters:\n  learning_rate: {value: 0.1}\n",
-                          "unknown parameter 'learning_rate'; valid names: model, epochs"),
+                          "unknown parameter 'learning_rate'; did you mean 'lr'?"),
     "model over budget": ("method: grid\nparameters:\n  model: {value: resnet9}\n  max_params: {value: 3000000}\n",
                           "'resnet9' has 4,958,958 trainable parameters, over max_params=3,000,000"),
 }

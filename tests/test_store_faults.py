@@ -69,6 +69,8 @@ def test_a_store_from_version_one_is_migrated_in_place_and_keeps_its_runs(tmp_pa
     [run] = store.list_runs("old1")
     assert run.history == [{"epoch": 1, "val_acc": 0.5}] and run.run_dir == str(home / "runs/old1/r1")
     assert store.get_sweep("old1").state_reason == "grid exhausted"
+    changes = store.changes("old1", 0)  # a live view of an old store sees everything it holds
+    assert [r.id for r in changes.runs] == ["r1"] and [e.epoch for e in changes.epochs] == [1]
     version = sqlite3.connect(home / "sweep.db").execute("SELECT value FROM meta").fetchone()[0]
     assert int(version) == SCHEMA_VERSION
 

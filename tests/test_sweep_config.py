@@ -79,7 +79,7 @@ BAD = {
     "custom method": ({"method": "custom", "parameters": {"lr": {"value": 0.1}}}, ["custom", "grid, random, bayes"]),
     "missing method": ({"parameters": {"lr": {"value": 0.1}}}, ["'method' is a required property"]),
     "unknown parameter": ({"method": "grid", "parameters": {"learning_rate": {"values": [0.1]}}},
-                          ["learning_rate", "valid names", "batch_size", "weight_decay"]),
+                          ["learning_rate", "did you mean 'lr'?"]),
     "wrong type in values": ({"method": "grid", "parameters": {"batch_size": {"values": [64, 12.5]}}},
                              ["batch_size", "12.5", "integer"]),
     "distribution emits wrong type": (

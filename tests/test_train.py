@@ -140,18 +140,33 @@ def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_data, tmp_path: Path
     assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "resumed"))
 
 
-def test_recipe_switches_train_change_the_weights_and_resume_exactly(tiny_data, tmp_path: Path):
+def test_recipe_switches_train_and_resume_exactly(tiny_data, tmp_path: Path):
     # Lookahead's average and Muon's step counter live in the checkpoint: a resumed run must match.
-    switches = dict(lookahead_every=2, lookahead_decay=0.9, muon_renorm_every=2, muon_ns_steps=5, brightness=0.2,
-                    contrast=0.2, activation="silu", bn_momentum=0.2, epochs=2)
-    config = tiny_config(**switches)
+    config = tiny_config(train_size=64, epochs=2, lookahead_every=2, lookahead_decay=0.9, muon_renorm_every=2,
+                         muon_ns_steps=5, brightness=0.2, contrast=0.2, activation="silu", bn_momentum=0.2)
     straight = train(config, data=tiny_data, run_dir=tmp_path / "straight")
     assert all(math.isfinite(h.train_loss) for h in straight.history)
-    train(config, StopAtCall(4), data=tiny_data, run_dir=tmp_path / "resumed")
-    train(config, data=tiny_data, run_dir=tmp_path / "resumed")
+    train(config, StopAtCall(3), data=tiny_data, run_dir=tmp_path / "resumed")  # 2 steps per epoch
+    resumed = train(config, data=tiny_data, run_dir=tmp_path / "resumed")
+    assert resumed.resumed_from == str(tmp_path / "resumed" / "checkpoint-0001-step00001.pt")
     assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "resumed"))
-    train(tiny_config(epochs=2), data=tiny_data, run_dir=tmp_path / "plain")
-    assert not torch.equal(weights(tmp_path / "straight")["head.weight"], weights(tmp_path / "plain")["head.weight"])
+    assert read_checkpoint(list_checkpoints(tmp_path / "resumed")[0])["lookahead"] is not None
+
+
+def test_network_options_reach_the_layers():
+    from model.registry import build_model
+
+    images = torch.randn(4, 3, 32, 32)
+    outputs = {}
+    for activation in ("gelu", "silu"):
+        torch.manual_seed(0)
+        model = build_model("fast", activation=activation, bn_momentum=0.25)
+        assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.25}
+        outputs[activation] = model(images)
+    assert not torch.allclose(outputs["gelu"], outputs["silu"])
+    resnet = build_model("resnet9", **TrainConfig.resolve({"model": "resnet9"}).network_options())
+    assert {type(m).__name__ for m in resnet.modules()} >= {"ReLU"}
+    assert {m.momentum for m in resnet.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
 
 
 def test_confident_tta_adds_views_only_where_the_plain_view_is_unsure():
@@ -209,7 +224,7 @@ def test_bf16_autocast_runs_on_cpu(tiny_data):
 
 
 @pytest.mark.parametrize("values,message", [
-    ({"learning_rate": 0.1}, "unknown key 'learning_rate'; valid keys: model, epochs"),
+    ({"learning_rate": 0.1}, "unknown key 'learning_rate'; did you mean 'lr'?"),
     ({"batch_size": "big"}, "batch_size: Input should be a valid integer"),
     ({"batch_size": 1.5}, "batch_size: Input should be a valid integer"),
     ({"flip": "sideways"}, "flip: Input should be 'none', 'random' or 'alternating'"),
@@ -256,3 +271,18 @@ def test_show_config_prints_the_resolved_settings_without_training(tmp_path: Pat
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
             for line in result.stdout.splitlines() if line.count("│") >= 3}
     assert rows["optimizer"] == "'nesterov'" and rows["lr"] == "0.05" and rows["schedule"] == "'onecycle'"
+
+
+def test_muon_orthogonalises_in_bf16_only_where_the_device_has_it_natively():
+    from train.optim import ns_dtype, orthogonalize
+
+    cpu = torch.device("cpu")
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert ns_dtype("auto", cpu) == (torch.bfloat16 if native else torch.float32)
+    assert ns_dtype("bf16", cpu) == torch.bfloat16 and ns_dtype("fp32", cpu) == torch.float32
+    matrix = torch.randn(64, 216, generator=torch.Generator().manual_seed(0))
+    for dtype in (torch.bfloat16, torch.float32):
+        update = orthogonalize(matrix, steps=5, dtype=dtype)
+        assert update.dtype == torch.float32 and update.shape == matrix.shape
+        singular = torch.linalg.svdvals(update)
+        assert singular.min() > 0.5 and singular.max() < 1.5, (dtype, singular.min(), singular.max())

@@ -23,8 +23,9 @@ METRIC_GOALS = {"train_loss": "minimize", "train_acc": "maximize", "val_loss": "
 # well, so it changes rounding, not the optimisation (like compile or channels_last, which pick
 # other kernels); and "auto" resolves per device, so a preempted run must be able to resume on
 # a box that resolves it differently. The loop notes when a resumed run's precision changed.
-RESUME_FREE_KEYS = frozenset({"eval_batch_size", "tta", "tta_confidence", "precision", "compile",
-                              "channels_last", "max_params"})
+# muon_ns_precision likewise (the arithmetic of Muon's Newton-Schulz iteration).
+RESUME_FREE_KEYS = frozenset({"eval_batch_size", "tta", "tta_confidence", "precision", "muon_ns_precision",
+                              "compile", "channels_last", "max_params"})
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,8 @@ class TrainConfig(BaseModel):
                                                           "Muon update")
     muon_renorm_every: int = Field(1, ge=1, description="Muon rescales each filter bank to a fixed norm "
                                                         "every this many steps")
+    muon_ns_precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="Newton-Schulz arithmetic; auto: bf16 where the device has it natively, else fp32")
     weight_decay: float = Field(5e-4, ge=0, description="as torch applies it; with muon, the per-step shrink "
                                                         "of non-filter weights at peak learning rate")
     bias_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier for biases and BatchNorm")
@@ -146,7 +149,9 @@ def describe_validation_error(error: ValidationError) -> str:
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"])
         if problem["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{key}'; valid keys: {', '.join(TrainConfig.model_fields)}")
+            from train.names import unknown_name_hint
+
+            lines.append(f"unknown key '{key}'{unknown_name_hint(key, TrainConfig.model_fields, 'keys')}")
         elif not problem["loc"]:  # a check across fields; its message names them
             lines.append(problem["msg"].removeprefix("Value error, "))
         else:

@@ -203,7 +203,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None, *, data: Cifar10
         run_dir.mkdir(parents=True, exist_ok=True)
     candidates = list(resume_from) if resume_from is not None else list_checkpoints(run_dir) if run_dir else []
     resumed_from, resume_notes = _resume(state, [Path(p) for p in candidates], config, precision)
-    if run_dir is not None and resumed_from is None:
+    if run_dir is not None and not (run_dir / SAMPLES_NAME).exists():  # resumed into a new folder too
         save_augmented_samples(run_dir / SAMPLES_NAME, loader, data.classes)
     last_checkpoint = resumed_from
 
