@@ -124,7 +124,7 @@ def test_ls_and_status_tables_show_the_sweep(tmp_path: Path) -> None:
     listing = cli("ls", "--home", str(home))
     assert listing.exit_code == 0 and sweep_id in listing.stdout and "smoke" in listing.stdout
     table = cli("status", sweep_id, "--home", str(home))
-    assert table.exit_code == 0 and f"sweep {sweep_id}: running" in table.stdout and "0/2 runs" in table.stdout
+    assert table.exit_code == 0 and f"sweep {sweep_id} smoke: running" in table.stdout and "0/2 runs" in table.stdout
     as_json = json.loads(cli("ls", "--json", "--home", str(home)).stdout)
     assert as_json[0]["id"] == sweep_id and as_json[0]["runs"] == 0
 
