@@ -62,7 +62,8 @@ def train_command(
         "--set", help="Any training setting as KEY=VALUE, repeatable (e.g. --set lr=0.05 --set val_size=0).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Write the full result as JSON here.")] = None,
     run_dir: Annotated[Optional[Path], typer.Option(
-        help="Keep the newest two checkpoints here (one per epoch) and resume from the newest usable one.")] = None,
+        help="Keep the newest two checkpoints here (one per epoch) and resume from the newest usable one; "
+             "the result goes here too, as result.json.")] = None,
     show_config: Annotated[bool, typer.Option(
         "--show-config", help="Print every setting this run would use (recipe + overrides) and exit.")] = False,
     from_id: Annotated[Optional[str], typer.Option(
@@ -114,10 +115,15 @@ def train_command(
     if result.resumed_from:
         console.print(Text(f"resumed from {result.resumed_from}"), soft_wrap=True)
 
+    written = result.model_dump(mode="json")
+    if derived_from is not None:
+        written["derived_from"] = derived_from
+    if run_dir is not None:  # beside the checkpoints, where `sweep export DIR` reads the measured accuracy
+        from winner.source import write_result
+
+        with cli_errors():
+            write_result(run_dir, written)
     if json_out is not None:
-        written = result.model_dump(mode="json")
-        if derived_from is not None:
-            written["derived_from"] = derived_from
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(written, indent=2))
     console.print(summary_table(result, derived_from))

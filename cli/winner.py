@@ -38,12 +38,15 @@ def export(
         return
     meta = result.metadata
     origin = f"run {meta['source']['run']}" if meta["source"]["run"] else meta["source"]["checkpoint"]
+    if meta.get("derived_from"):
+        origin += f" (trained with the config of run {meta['derived_from'].get('run')})"
     accuracy = meta["expected_test_acc"]
     console.print(Text(f"wrote {result.path} ({result.format}, {result.bytes / 1e6:.1f} MB) from {origin}: "
                        f"{meta['model']}, {meta['params']:,} parameters, TTA {meta['tta']}"
-                       + (f", test accuracy {accuracy:.2%}" if accuracy is not None else "")))
+                       + (f", test accuracy {accuracy:.2%}" if accuracy is not None else "")), soft_wrap=True)
     console.print(Text(f"metadata in the file and in {result.metadata_path}; exporter {result.exporter}; "
-                       f"file checked against the network: max abs difference {result.check_max_abs_diff:.1e}"))
+                       f"file checked against the network: max abs difference {result.check_max_abs_diff:.1e}"),
+                  soft_wrap=True)
 
 
 def predict(

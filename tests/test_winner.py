@@ -289,11 +289,12 @@ def test_train_from_a_run_and_from_a_sweep_uses_that_config_plus_set(tmp_path, t
     assert from_store.exit_code == 0, from_store.stderr
     meta = json.loads(from_store.stdout)["metadata"]
     assert meta["source"]["run"] == best.id and meta["test_acc"] == best.summary["test_acc"]
-    (tmp_path / "retrained" / "result.json").write_text(out.read_text())
+    assert json.loads((tmp_path / "retrained" / "result.json").read_text()) == written  # beside its checkpoints
     retrained = cli("export", str(tmp_path / "retrained"), "--out", str(tmp_path / "final.pt"), "--json")
     assert retrained.exit_code == 0, retrained.stderr
     meta = json.loads(retrained.stdout)["metadata"]
     assert meta["derived_from"] == {"sweep": sweep_id, "run": best.id} and meta["config"]["seed"] == 5
+    assert meta["test_acc"] == written["test_acc"] and meta["source"]["run"] is None
 
     missing = cli("train", "--from", "nosuch", "--home", str(home), "--data-dir", str(tiny_data_dir))
     assert missing.exit_code == 2 and "nosuch" in missing.stderr and missing.stderr.count("\n") == 1

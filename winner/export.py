@@ -188,9 +188,11 @@ def _write_torchscript(classifier: ImageClassifier, metadata: dict[str, Any], pa
         warnings.simplefilter("ignore")  # the tracer's notes on constants: the images' size is fixed by design
         traced = torch.jit.trace(classifier, example)
         expected = classifier(example)
-    torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
-    # Run the file itself, at a batch size other than the traced one: the batch dimension must be free.
-    loaded = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation note: TorchScript is what was asked
+        torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
+        # Run the file itself, at a batch size other than the traced one: the batch dimension must be free.
+        loaded = torch.jit.load(str(path), map_location="cpu")
     with torch.no_grad():
         actual = torch.cat([loaded(example[:1]), loaded(example[1:])]).numpy()
     return metadata["exporter"], _check(expected, actual, path, "the TorchScript file")

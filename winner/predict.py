@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -152,7 +153,9 @@ def load_predictor(path: Path) -> Predictor:
 
         files = {METADATA_FILE: ""}
         try:
-            module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation note
+                module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
         except RuntimeError as error:
             raise WinnerError(f"{path}: cannot load as TorchScript ({' '.join(str(error).split())[:160]})") from None
         metadata = _metadata(path, files[METADATA_FILE])

@@ -10,6 +10,7 @@ folder given as a path means its newest checkpoint (`checkpoint-NNNN.pt`, by pos
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import zipfile
 from collections.abc import Callable
@@ -132,9 +133,21 @@ def source_from_path(path: Path) -> ModelSource:
             raise WinnerError(f"{result}: not a readable training result ({error})") from None
         if summary.get("config") != state["config"]:
             summary = {}  # another run's result: its numbers would describe a different network
-    derived = summary.get("derived_from") or {}
-    return ModelSource(checkpoint=checkpoint, config=state["config"], summary=summary,
-                       origin=Origin(sweep=derived.get("sweep"), run=derived.get("run")))
+    return ModelSource(checkpoint=checkpoint, config=state["config"], summary=summary)
+
+
+def write_result(folder: Path, result: dict[str, Any]) -> Path:
+    """A run folder's result.json (what `source_from_path` reads), written atomically."""
+    path = Path(folder) / RESULT_NAME
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        raise WinnerError(f"{path}: cannot write the result ({error.strerror or error})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def resolve_source(ident: str, open_store: StoreFactory) -> ModelSource:
