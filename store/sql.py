@@ -103,6 +103,9 @@ class Dialect(Protocol):
         """A check before each write (SQLite: is the file still the store at its path?)."""
 
 
+RUNS_SQL = "SELECT r.*, (SELECT COUNT(*) FROM history h WHERE h.run_id = r.id) AS epochs_done FROM runs r "
+
+
 def new_id(length: int = 8) -> str:
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
 
@@ -114,7 +117,7 @@ class SqlStore:
         self.dialect, self.url, self.artifacts = dialect, url, Path(artifacts)
         self._local = threading.local()
         self._schema_ready = False
-        self._records: dict[str, tuple[tuple[int, int], RunRecord]] = {}  # see _cached_record
+        self._records: dict[str, tuple[tuple[int, int], RunRecord]] = {}  # see _runs_cached
 
     # -- connections, errors, transactions -------------------------------------------------------
 
@@ -149,7 +152,17 @@ class SqlStore:
         return conn.execute(self.dialect.translate(sql.replace("{now}", self.dialect.now_sql)), tuple(args))
 
     def _ensure_schema(self, conn: Connection) -> None:
+        def current() -> bool:
+            # Checked first, without DDL: PostgreSQL's CREATE INDEX IF NOT EXISTS still takes a share
+            # lock on the table, which deadlocks with agents writing runs when a process starts.
+            if not self.dialect.has_table(conn, "meta"):
+                return False
+            row = self._q(conn, "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            return row is not None and int(row["value"]) == SCHEMA_VERSION
+
         def setup() -> None:
+            if current():
+                return
             self.dialect.begin_write(conn)
             try:
                 self.dialect.schema_lock(conn)
@@ -283,30 +296,41 @@ class SqlStore:
         return self._reading(read)
 
     def _runs(self, conn: Connection, sweep_id: str, with_history: bool) -> list[RunRecord]:
-        rows = self._q(conn, "SELECT r.*, (SELECT COUNT(*) FROM history h WHERE h.run_id = r.id) AS epochs_done "
-                             "FROM runs r WHERE r.sweep_id = ? ORDER BY r.seq", (sweep_id,)).fetchall()
+        if not with_history:
+            return self._runs_cached(conn, sweep_id)
+        rows = self._q(conn, RUNS_SQL + "WHERE r.sweep_id = ? ORDER BY r.seq", (sweep_id,)).fetchall()
         histories: dict[str, list[dict[str, Any]]] = {}
-        if with_history:
-            for row in self._q(conn, "SELECT h.run_id, h.metrics FROM history h JOIN runs r ON r.id = h.run_id "
-                                     "WHERE r.sweep_id = ? ORDER BY h.run_id, h.epoch", (sweep_id,)):
-                histories.setdefault(row["run_id"], []).append(json.loads(row["metrics"]))
-        if with_history:
-            return [run_record(row, histories.get(row["id"], []), self.artifacts) for row in rows]
-        return [self._cached_record(row) for row in rows]
+        for row in self._q(conn, "SELECT h.run_id, h.metrics FROM history h JOIN runs r ON r.id = h.run_id "
+                                 "WHERE r.sweep_id = ? ORDER BY h.run_id, h.epoch", (sweep_id,)):
+            histories.setdefault(row["run_id"], []).append(json.loads(row["metrics"]))
+        return [run_record(row, histories.get(row["id"], []), self.artifacts) for row in rows]
 
-    def _cached_record(self, row: Any) -> RunRecord:
-        """A run without its history, parsed once per version of its row: a claim reads every run of
-        the sweep inside the sweep's lock, and most of them have not changed since the last claim.
-        A row's `changed` moves with every write but the heartbeat's, whose lease expiry is refreshed."""
-        version = (row["changed"], row["epochs_done"])
-        hit = self._records.get(row["id"])
-        if hit is None or hit[0] != version:
-            hit = (version, run_record(row, [], self.artifacts))
-            self._records[row["id"]] = hit
-        record = hit[1]
-        if record.lease_expires_at != row["lease_expires_at"]:
-            record = record.model_copy(update={"lease_expires_at": row["lease_expires_at"]})
-        return record
+    def _runs_cached(self, conn: Connection, sweep_id: str) -> list[RunRecord]:
+        """The sweep's runs without history, each row fetched and parsed once per version. A claim
+        reads every run inside the sweep's lock, and most have not changed since the last claim:
+        so first only each row's version, then the full rows of those that changed. A row's
+        `changed` moves with every write but the heartbeat's, whose lease expiry is refreshed."""
+        versions = self._q(conn, "SELECT r.id, r.changed, r.lease_expires_at, (SELECT COUNT(*) FROM history h "
+                                 "WHERE h.run_id = r.id) AS epochs_done FROM runs r WHERE r.sweep_id = ? "
+                                 "ORDER BY r.seq", (sweep_id,)).fetchall()
+        stale = [v["id"] for v in versions if self._records.get(v["id"], (None,))[0] != (v["changed"], v["epochs_done"])]
+        if len(stale) > len(versions) // 2:
+            fresh = self._q(conn, RUNS_SQL + "WHERE r.sweep_id = ?", (sweep_id,)).fetchall()
+        else:
+            fresh = [row for chunk in range(0, len(stale), 500) for row in self._q(
+                conn, RUNS_SQL + f"WHERE r.id IN ({', '.join('?' * len(stale[chunk:chunk + 500]))})",
+                stale[chunk:chunk + 500]).fetchall()]
+        for row in fresh:
+            self._records[row["id"]] = ((row["changed"], row["epochs_done"]), run_record(row, [], self.artifacts))
+        records = []
+        for version in versions:
+            if version["id"] not in self._records:
+                continue  # deleted between the two reads (outside a transaction)
+            record = self._records[version["id"]][1]
+            if record.lease_expires_at != version["lease_expires_at"]:
+                record = record.model_copy(update={"lease_expires_at": version["lease_expires_at"]})
+            records.append(record)
+        return records
 
     def get_run(self, run_id: str) -> RunRecord:
         def read(conn: Connection) -> RunRecord:
