@@ -1,13 +1,14 @@
 """Many hosts, one sweep: agents on simulated hosts drain a grid on PostgreSQL while being killed.
 
-    python -m bench.hosts                                   # 3 hosts, 8 agents, 125 points
+    python -m bench.hosts                                   # 3 hosts, 8 agents, 125 points, 30 s leases
     python -m bench.hosts --hosts 3 --agents 4 --points 24 --epochs 3 --work-ms 150   # the test suite's size
 
 Each host is its own folder (`SWEEP_HOME`) and its agents share nothing with the other hosts but
 the PostgreSQL URL and the artifact root (a folder standing in for a network filesystem). Agents
 are real `sweep agent` processes with `bench.fake_train` (it sleeps instead of training, but
 writes and resumes checkpoints the way `train()` does). While they work, a random agent is
-SIGKILLed every `--kill-every` seconds in the middle of its run and a new one starts on the same host, and the PostgreSQL
+SIGKILLed every `--kill-every` seconds in the middle of its run (after it recorded an epoch of it)
+and a new one starts on the same host, and the PostgreSQL
 server itself is restarted once, when about `--restart-at` of the grid is done. Then the store is
 checked: every grid point finished exactly once with every epoch recorded once, none lost, none
 duplicated, no run failed, and how many runs resumed on another host than they started on.
@@ -91,7 +92,8 @@ def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_
                 server.start()
                 restarted = True
 
-        kills, exit_codes, wall = drain_under_fire(live, store, sweep.id, rng, kill_every, 600.0, restart_once)
+        kills, exit_codes, wall = drain_under_fire(live, store, sweep.id, rng, kill_every, 600.0, restart_once,
+                                                   mid_epoch_only=True)
         return check(store, sweep.id, spec.grid_size, epochs) | {
             "hosts": hosts, "agents": agents, "grid_points": spec.grid_size, "epochs_per_run": epochs,
             "kills": kills, "postgres_restarted": restarted, "wall_seconds": round(wall, 1),
@@ -104,10 +106,16 @@ def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_
 
 def drain_under_fire(live: list[tuple[Host, subprocess.Popen]], store: Any, sweep_id: str, rng: random.Random,
                      kill_every: tuple[float, float], deadline_s: float,
-                     on_tick: Callable[[list[Any]], None] | None = None) -> tuple[int, list[int], float]:
-    """Wait for the agents to drain the sweep, SIGKILLing one that is mid-run every `kill_every`
-    seconds and starting a new one on the same host. Returns kills, exit codes and wall seconds."""
+                     on_tick: Callable[[list[Any]], None] | None = None,
+                     mid_epoch_only: bool = False) -> tuple[int, list[int], float]:
+    """Wait for the agents to drain the sweep, SIGKILLing one that holds a run every `kill_every`
+    seconds and starting a new one on the same host. Returns kills, exit codes and wall seconds.
+
+    mid_epoch_only: kill only agents whose run has recorded an epoch since they took it. Otherwise
+    the last runs of a sweep, the only ones still training, take every kill right after they
+    start, and three such kills without progress are the retry limit doing its job."""
     kills, exit_codes = 0, []
+    first_seen: dict[str, int] = {}  # owner -> epochs the run had when this owner was first seen on it
     started = time.perf_counter()
     next_kill = started + rng.uniform(*kill_every)
     while time.perf_counter() < started + deadline_s:
@@ -125,7 +133,11 @@ def drain_under_fire(live: list[tuple[Host, subprocess.Popen]], store: Any, swee
         if on_tick is not None:
             on_tick(runs)
         # Kill agents in the middle of a run: those that own one now (`label@host:pid`).
-        owners = {int(r.owner.rsplit(":", 1)[1]) for r in runs if r.state == "running" and r.owner}
+        holding = [r for r in runs if r.state == "running" and r.owner]
+        for r in holding:
+            first_seen.setdefault(r.owner, r.epochs_done)
+        owners = {int(r.owner.rsplit(":", 1)[1]) for r in holding
+                  if not mid_epoch_only or r.epochs_done > first_seen[r.owner]}
         training = [i for i, (_, process) in enumerate(live) if process.pid in owners]
         if time.perf_counter() >= next_kill and training:
             index = rng.choice(training)
@@ -168,6 +180,9 @@ def check(store: Any, sweep_id: str, points: int, epochs: int) -> dict[str, Any]
         "attempts": len(attempts), "crashed_attempts": sum(1 for a in attempts if a.outcome == "crashed"),
         "resumed_on_another_host": moved, "states": dict(Counter(r.state for r in runs)),
         "sweep_state": store.get_sweep(sweep_id).state,
+        "unfinished": [{"run": r.id, "state": r.state, "failures": r.failures, "epochs_done": r.epochs_done,
+                        "attempts": [f"{a.agent}: {a.outcome} ({a.detail})" for a in by_run.get(r.id, [])]}
+                       for r in runs if r.state != "finished"],
     }
 
 
@@ -184,10 +199,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--points", type=int, default=125, help="grid size, rounded up to a multiple of 25")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--work-ms", type=float, default=250.0, help="sleep per epoch, standing in for training")
-    parser.add_argument("--kill-every", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN_S", "MAX_S"))
+    parser.add_argument("--kill-every", type=float, nargs=2, default=(2.0, 4.0), metavar=("MIN_S", "MAX_S"))
     parser.add_argument("--restart-at", type=float, default=0.4, help="fraction of the grid done at the restart")
-    parser.add_argument("--lease-seconds", type=float, default=10.0,
-                        help="longer than the restart (a few seconds): a restart must not expire live leases")
+    parser.add_argument("--lease-seconds", type=float, default=30.0,
+                        help="the agents' lease; on a saturated 2-core machine 10 s proved too short for live agents")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="append the result as a JSON line here")
     args = parser.parse_args(argv)

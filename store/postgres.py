@@ -26,6 +26,7 @@ PERMANENT_SQLSTATES = ("28", "3D", "42501")
 class PostgresDialect:
     name = "postgresql"
     now_sql = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
+    up_since_sql = "EXTRACT(EPOCH FROM pg_postmaster_start_time())::double precision"
     read_only = False
 
     def __init__(self, url: str) -> None:

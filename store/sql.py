@@ -81,6 +81,7 @@ class Dialect(Protocol):
 
     name: str
     now_sql: str  # an SQL expression: the database's clock in seconds since the epoch
+    up_since_sql: str  # an SQL expression: when the database server last started, on that clock
 
     def connect(self) -> Connection: ...
 
@@ -149,7 +150,8 @@ class SqlStore:
             raise mapped from None
 
     def _q(self, conn: Connection, sql: str, args: Sequence[Any] = ()) -> Any:
-        return conn.execute(self.dialect.translate(sql.replace("{now}", self.dialect.now_sql)), tuple(args))
+        sql = sql.replace("{now}", self.dialect.now_sql).replace("{up_since}", self.dialect.up_since_sql)
+        return conn.execute(self.dialect.translate(sql), tuple(args))
 
     def _ensure_schema(self, conn: Connection) -> None:
         def current() -> bool:
@@ -500,8 +502,11 @@ class Transaction:
     def reap_expired(self) -> list[str]:
         """Crashed, by the database's clock. A crash counts towards the retry limit only when its attempt
         reported no epoch: a run that keeps making progress is not a run that kills its agent."""
+        # A lease also lasts one full term after the server (re)started: while it was down no agent
+        # could renew, and its restart must not crash every live run (PostgreSQL; SQLite has no server).
         rows = self._q("SELECT id, owner, attempts, heartbeat_at FROM runs WHERE sweep_id = ? AND state = 'running' "
-                       "AND lease_expires_at < ?", (self.sweep.id, self.now)).fetchall()
+                       "AND lease_expires_at < ? AND {up_since} + (lease_expires_at - COALESCE(heartbeat_at, "
+                       "lease_expires_at)) < ?", (self.sweep.id, self.now, self.now)).fetchall()
         for row in rows:
             silent = self.now - (row["heartbeat_at"] or self.now)
             reason = f"lease expired: agent {row['owner']} sent no heartbeat for {silent:.0f}s"

@@ -43,6 +43,7 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
 class SQLiteDialect:
     name = "sqlite"
     now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+    up_since_sql = "0.0"  # no server: the file is always up
 
     def __init__(self, path: Path, create: bool) -> None:
         self.path, self.create = path, create

@@ -6,6 +6,7 @@ store URL and the artifact root, agents SIGKILLed at random, the server restarte
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -73,7 +74,31 @@ def test_a_30_second_store_outage_mid_epoch_fails_nothing_and_the_agent_goes_on(
 def test_three_hosts_one_sweep_with_kills_and_a_server_restart_lose_and_double_nothing(tmp_path: Path,
                                                                                         own_postgres) -> None:
     result = hosts.run(hosts=3, agents=4, points=24, epochs=3, work_ms=300, kill_every=(5.0, 10.0),
-                       restart_at=0.2, lease_s=10.0, seed=1, root=tmp_path, server=own_postgres)
-    assert result["postgres_restarted"] and result["kills"] >= 1
-    assert result["finished_exactly_once"] == result["grid_points"] == result["runs"] == 25
-    assert result["lost"] == result["duplicated"] == result["failed"] == result["runs_with_a_failed_attempt"] == 0
+                       restart_at=0.2, lease_s=30.0, seed=1, root=tmp_path, server=own_postgres)
+    assert result["postgres_restarted"] and result["kills"] >= 1, json.dumps(result)
+    assert result["finished_exactly_once"] == result["grid_points"] == result["runs"] == 25, json.dumps(result)
+    assert result["lost"] == result["duplicated"] == result["failed"] == result["runs_with_a_failed_attempt"] == 0, \
+        json.dumps(result)
+
+
+def test_a_server_restart_gives_every_lease_a_full_term_before_it_can_be_reaped(own_postgres, tmp_path: Path) -> None:
+    from agent.controller import Controller, Idle
+
+    url = own_postgres.new_database()
+    store = open_store(url, home=tmp_path, create=True)
+    sweep = store.create_sweep({"method": "grid", "metric": {"name": "val_acc", "goal": "maximize"},
+                                "parameters": {"seed": {"values": [0, 1]}}})
+    controller = Controller(store)
+    held = controller.claim(sweep.id, "a@host:1", 4.0)  # its agent can renew nothing while the server is down
+    assert not isinstance(held, Idle)
+    own_postgres.stop("fast")
+    time.sleep(5)  # past the lease's expiry
+    own_postgres.start()
+    other = controller.claim(sweep.id, "b@host:2", 4.0)
+    assert not isinstance(other, Idle) and other.lease.run_id != held.lease.run_id
+    assert store.get_run(held.lease.run_id).state == "running"  # not reaped: the restart gives it a term
+    assert store.heartbeat(held.lease) is None  # and its agent, back, renews it
+    time.sleep(4.5)
+    controller.claim(sweep.id, "c@host:3", 4.0)  # a term after its last beat: now it is reaped (and resumed by c)
+    first = [a for a in store.list_attempts(sweep.id) if a.run_id == held.lease.run_id and a.attempt == 1]
+    assert [a.outcome for a in first] == ["crashed"]
