@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.hosts import Host, check, drain_under_fire
+from bench.hosts import Host, check, drain_under_fire, finish
 
 LEARNING_RATES = [0.12, 0.18, 0.24, 0.3]
 
@@ -109,18 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-chaos-") as scratch:
         result = run(args.agents, args.seeds, args.epochs, args.train_size, tuple(args.kill_every),
                      args.lease_seconds, args.seed, args.data_dir, Path(scratch))
-    print(json.dumps(result))
-    print(f"{result['agents']} agents on {result['grid_points']} points x {result['epochs_per_run']} epochs: "
-          f"{result['kills']} SIGKILLs in {result['chaos_wall_seconds']} s, {result['resumed_attempts']} attempts "
-          f"resumed from a checkpoint, {result['without_result_after_chaos']} runs without a result; "
-          f"`sweep retry` offered {result['retry_offered']}, one agent finished them in "
-          f"{result['retry_wall_seconds']} s; finished exactly once {result['finished_exactly_once']}, "
-          f"lost {result['lost']}, duplicated {result['duplicated']}", file=sys.stderr)
-    if args.out is not None:
-        with args.out.open("a") as out:
-            out.write(json.dumps(result) + "\n")
-    sys.exit(0 if passed(result) else 1)
-
+    finish(result, f"{result['agents']} agents on {result['grid_points']} points x {result['epochs_per_run']} "
+                   f"epochs: {result['kills']} SIGKILLs in {result['chaos_wall_seconds']} s, "
+                   f"{result['resumed_attempts']} attempts resumed from a checkpoint, "
+                   f"{result['without_result_after_chaos']} runs without a result; `sweep retry` offered "
+                   f"{result['retry_offered']}, one agent finished them in {result['retry_wall_seconds']} s; "
+                   f"finished exactly once {result['finished_exactly_once']}, lost {result['lost']}, "
+                   f"duplicated {result['duplicated']}", args.out, passed(result))
 
 if __name__ == "__main__":
     main()

@@ -209,16 +209,23 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-hosts-") as scratch:
         result = run(args.hosts, args.agents, args.points, args.epochs, args.work_ms, tuple(args.kill_every),
                      args.restart_at, args.lease_seconds, args.seed, Path(scratch))
+    finish(result, f"{result['hosts']} hosts, {result['agents']} agents ({result['agents_started']} started, "
+                   f"{result['kills']} SIGKILLed), PostgreSQL restarted: {result['postgres_restarted']}; "
+                   f"{result['grid_points']} points in {result['wall_seconds']} s: finished exactly once "
+                   f"{result['finished_exactly_once']}, lost {result['lost']}, duplicated {result['duplicated']}, "
+                   f"failed {result['failed']}; resumed on another host: {result['resumed_on_another_host']}",
+           args.out, passed(result))
+
+
+def finish(result: dict[str, Any], summary: str, out: Path | None, ok: bool) -> None:
+    """A drain benchmark's ending: the result as JSON on stdout, the summary on stderr, the JSON
+    line appended to `out`, and exit code 0 only when every check passed."""
     print(json.dumps(result))
-    print(f"{result['hosts']} hosts, {result['agents']} agents ({result['agents_started']} started, "
-          f"{result['kills']} SIGKILLed), PostgreSQL restarted: {result['postgres_restarted']}; "
-          f"{result['grid_points']} points in {result['wall_seconds']} s: finished exactly once "
-          f"{result['finished_exactly_once']}, lost {result['lost']}, duplicated {result['duplicated']}, "
-          f"failed {result['failed']}; resumed on another host: {result['resumed_on_another_host']}", file=sys.stderr)
-    if args.out is not None:
-        with args.out.open("a") as out:
-            out.write(json.dumps(result) + "\n")
-    sys.exit(0 if passed(result) else 1)
+    print(summary, file=sys.stderr)
+    if out is not None:
+        with out.open("a") as handle:
+            handle.write(json.dumps(result) + "\n")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

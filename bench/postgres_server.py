@@ -57,7 +57,7 @@ class PostgresServer:
             raise RuntimeError(f"{tool} failed: {(result.stderr or result.stdout).strip()[-500:]}")
 
     def start(self) -> None:
-        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200" + os.environ.get("BENCH_PG_OPTIONS", "")
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
 
     def stop(self, mode: str = "fast") -> None:

@@ -104,7 +104,8 @@ class Dialect(Protocol):
         """A check before each write (SQLite: is the file still the store at its path?)."""
 
 
-RUNS_SQL = "SELECT r.*, (SELECT COUNT(*) FROM history h WHERE h.run_id = r.id) AS epochs_done FROM runs r "
+EPOCHS_DONE = "(SELECT COUNT(*) FROM history h WHERE h.run_id = r.id) AS epochs_done"
+RUNS_SQL = f"SELECT r.*, {EPOCHS_DONE} FROM runs r "  # a run row as run_record reads it; WHERE ... follows
 
 
 def new_id(length: int = 8) -> str:
@@ -312,9 +313,8 @@ class SqlStore:
         reads every run inside the sweep's lock, and most have not changed since the last claim:
         so first only each row's version, then the full rows of those that changed. A row's
         `changed` moves with every write but the heartbeat's, whose lease expiry is refreshed."""
-        versions = self._q(conn, "SELECT r.id, r.changed, r.lease_expires_at, (SELECT COUNT(*) FROM history h "
-                                 "WHERE h.run_id = r.id) AS epochs_done FROM runs r WHERE r.sweep_id = ? "
-                                 "ORDER BY r.seq", (sweep_id,)).fetchall()
+        versions = self._q(conn, f"SELECT r.id, r.changed, r.lease_expires_at, {EPOCHS_DONE} FROM runs r "
+                                 "WHERE r.sweep_id = ? ORDER BY r.seq", (sweep_id,)).fetchall()
         stale = [v["id"] for v in versions if self._records.get(v["id"], (None,))[0] != (v["changed"], v["epochs_done"])]
         if len(stale) > len(versions) // 2:
             fresh = self._q(conn, RUNS_SQL + "WHERE r.sweep_id = ?", (sweep_id,)).fetchall()
@@ -336,8 +336,7 @@ class SqlStore:
 
     def get_run(self, run_id: str) -> RunRecord:
         def read(conn: Connection) -> RunRecord:
-            row = self._q(conn, "SELECT r.*, (SELECT COUNT(*) FROM history h WHERE h.run_id = r.id) AS epochs_done "
-                                "FROM runs r WHERE r.id = ?", (run_id,)).fetchone()
+            row = self._q(conn, RUNS_SQL + "WHERE r.id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFound(f"no run '{run_id}' in {self.url}")
             history = [json.loads(r["metrics"]) for r in
@@ -360,8 +359,7 @@ class SqlStore:
         def read(conn: Connection) -> SweepChanges:
             sweep = self._sweep(conn, sweep_id)
             row = self._q(conn, "SELECT change_seq FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
-            rows = self._q(conn, "SELECT r.*, (SELECT COUNT(*) FROM history h WHERE h.run_id = r.id) AS epochs_done "
-                                 "FROM runs r WHERE r.sweep_id = ? AND r.changed > ? ORDER BY r.seq",
+            rows = self._q(conn, RUNS_SQL + "WHERE r.sweep_id = ? AND r.changed > ? ORDER BY r.seq",
                            (sweep_id, since)).fetchall()
             epochs = [EpochRow(run_id=e["run_id"], epoch=e["epoch"], attempt=e["attempt"],
                                metrics=json.loads(e["metrics"])) for e in self._q(
@@ -416,8 +414,7 @@ class Transaction:
         return self.store._runs(self.conn, self.sweep.id, with_history)
 
     def run(self, run_id: str) -> RunRecord:
-        row = self._q("SELECT r.*, (SELECT COUNT(*) FROM history h WHERE h.run_id = r.id) AS epochs_done "
-                      "FROM runs r WHERE r.id = ? AND r.sweep_id = ?", (run_id, self.sweep.id)).fetchone()
+        row = self._q(RUNS_SQL + "WHERE r.id = ? AND r.sweep_id = ?", (run_id, self.sweep.id)).fetchone()
         if row is None:
             raise RunNotFound(f"no run '{run_id}' in sweep '{self.sweep.id}'")
         return run_record(row, [], self.store.artifacts)

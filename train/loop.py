@@ -29,7 +29,7 @@ from train.checkpoint import (CheckpointMismatch, CheckpointUnusable, checkpoint
 from train.config import TrainConfig
 from train.evaluate import confusion_matrix, loss_and_accuracy, predict
 from train.hooks import EpochEnd, TrainHooks
-from train.optim import Lookahead, build_optimizers, build_schedulers, clip_gradients
+from train.optim import Lookahead, build_optimizers, build_schedulers, clip_gradients, native_bf16
 from train.result import EpochMetrics, TrainResult
 
 SAMPLES_NAME = "augmented_samples.npz"  # what the network saw: the report's sample grid
@@ -113,10 +113,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    # bf16 autocast on a CPU without native bf16 instructions is slower than fp32.
-    return "bf16" if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    # bf16 autocast where bf16 is emulated (a CPU without its instructions) is slower than fp32.
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:

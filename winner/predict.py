@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from winner.errors import WinnerError
+from winner.files import write_text_atomically
 
 IMAGE_SIDE = 32
 RESIZE_METHOD = "PIL bicubic resize of the whole image to 32x32 (no crop, aspect ratio not kept)"
@@ -288,12 +288,4 @@ def write_csv(report: PredictionReport, out: Path, top_k: int) -> None:
             cells += [entry.class_name, f"{entry.probability:.6f}"] if entry else ["", ""]
         writer.writerow(cells + [row.error or ""])
     out = out.expanduser()
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(buffer.getvalue(), newline="")
-        os.replace(tmp, out)
-    except OSError as error:
-        raise WinnerError(f"--csv {out}: cannot write ({error.strerror or error})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomically(out, buffer.getvalue(), f"--csv {out}: cannot write")

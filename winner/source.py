@@ -10,7 +10,6 @@ folder given as a path means its newest checkpoint (`checkpoint-NNNN.pt`, by pos
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import zipfile
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pydantic import BaseModel
 
 from store.records import RunRecord, SweepRecord, metric_of, rank_runs
 from winner.errors import WinnerError
+from winner.files import write_text_atomically
 
 if TYPE_CHECKING:
     from store.protocol import Store
@@ -139,14 +139,7 @@ def source_from_path(path: Path) -> ModelSource:
 def write_result(folder: Path, result: dict[str, Any]) -> Path:
     """A run folder's result.json (what `source_from_path` reads), written atomically."""
     path = Path(folder) / RESULT_NAME
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as error:
-        raise WinnerError(f"{path}: cannot write the result ({error.strerror or error})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomically(path, json.dumps(result, indent=2) + "\n", f"{path}: cannot write the result")
     return path
 
 
