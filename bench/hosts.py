@@ -64,7 +64,7 @@ def host_of(agent_id: str) -> str:
 
 def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_every: tuple[float, float],
         restart_at: float, lease_s: float, seed: int, root: Path,
-        server: PostgresServer | None = None) -> dict[str, Any]:
+        server: PostgresServer | None = None, max_kills: int | None = None) -> dict[str, Any]:
     """One chaotic drain; on `server` (which it restarts) or a throwaway server of its own."""
     from agent.sweep_config import validate_sweep
     from store.open import open_store
@@ -93,7 +93,7 @@ def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_
                 restarted = True
 
         kills, exit_codes, wall = drain_under_fire(live, store, sweep.id, rng, kill_every, 600.0, restart_once,
-                                                   mid_epoch_only=True)
+                                                   mid_epoch_only=True, max_kills=max_kills)
         return check(store, sweep.id, spec.grid_size, epochs) | {
             "hosts": hosts, "agents": agents, "grid_points": spec.grid_size, "epochs_per_run": epochs,
             "kills": kills, "postgres_restarted": restarted, "wall_seconds": round(wall, 1),
@@ -107,13 +107,15 @@ def run(hosts: int, agents: int, points: int, epochs: int, work_ms: float, kill_
 def drain_under_fire(live: list[tuple[Host, subprocess.Popen]], store: Any, sweep_id: str, rng: random.Random,
                      kill_every: tuple[float, float], deadline_s: float,
                      on_tick: Callable[[list[Any]], None] | None = None,
-                     mid_epoch_only: bool = False) -> tuple[int, list[int], float]:
+                     mid_epoch_only: bool = False, max_kills: int | None = None) -> tuple[int, list[int], float]:
     """Wait for the agents to drain the sweep, SIGKILLing one that holds a run every `kill_every`
     seconds and starting a new one on the same host. Returns kills, exit codes and wall seconds.
 
     mid_epoch_only: kill only agents whose run has recorded an epoch since they took it. Otherwise
     the last runs of a sweep, the only ones still training, take every kill right after they
-    start, and three such kills without progress are the retry limit doing its job."""
+    start, and three such kills without progress are the retry limit doing its job.
+    max_kills: stop firing after that many, so that a short check ends without waiting out the
+    lease of a kill in its last seconds."""
     kills, exit_codes = 0, []
     first_seen: dict[str, int] = {}  # owner -> epochs the run had when this owner was first seen on it
     started = time.perf_counter()
@@ -139,7 +141,7 @@ def drain_under_fire(live: list[tuple[Host, subprocess.Popen]], store: Any, swee
         owners = {int(r.owner.rsplit(":", 1)[1]) for r in holding
                   if not mid_epoch_only or r.epochs_done > first_seen[r.owner]}
         training = [i for i, (_, process) in enumerate(live) if process.pid in owners]
-        if time.perf_counter() >= next_kill and training:
+        if time.perf_counter() >= next_kill and training and (max_kills is None or kills < max_kills):
             index = rng.choice(training)
             machine, victim = live[index]
             victim.send_signal(signal.SIGKILL)

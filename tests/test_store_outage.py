@@ -74,7 +74,7 @@ def test_a_30_second_store_outage_mid_epoch_fails_nothing_and_the_agent_goes_on(
 def test_three_hosts_one_sweep_with_kills_and_a_server_restart_lose_and_double_nothing(tmp_path: Path,
                                                                                         own_postgres) -> None:
     result = hosts.run(hosts=3, agents=4, points=24, epochs=3, work_ms=300, kill_every=(6.0, 12.0),
-                       restart_at=0.2, lease_s=20.0, seed=1, root=tmp_path, server=own_postgres)
+                       restart_at=0.2, lease_s=20.0, seed=1, root=tmp_path, server=own_postgres, max_kills=3)
     assert result["postgres_restarted"] and result["kills"] >= 1, json.dumps(result)
     assert result["finished_exactly_once"] == result["grid_points"] == result["runs"] == 25, json.dumps(result)
     assert result["lost"] == result["duplicated"] == result["failed"] == result["runs_with_a_failed_attempt"] == 0, \
