@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from agent_helpers import cli, created_id, start_agent, tiny_sweep
+from conftest import write_tiny_cifar
 
 
 @pytest.fixture(autouse=True)
@@ -32,12 +33,17 @@ def wait_for(predicate, timeout: float = 180.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def mixed_sweep(tmp_path: Path, tiny_data_dir: Path) -> tuple[str, Path]:
-    """Three tiny real runs, two finished and one failed (its train function raised), by one agent process."""
-    home = tmp_path / "home"
-    sweep_id = created_id(tiny_sweep(tmp_path, {"lr": [0.1, 1.0, 0.2]}), home)
-    agent = start_agent(sweep_id, home, "--data-dir", str(tiny_data_dir), "--max-failures", "5",
+@pytest.fixture(scope="module")
+def mixed_sweep(tmp_path_factory) -> tuple[str, Path]:
+    """Three tiny real runs, two finished and one failed (its train function raised), by one agent process.
+    Trained once for the module: the tests that use it only read."""
+    root = tmp_path_factory.mktemp("mixed")
+    home = root / "home"
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("SWEEP_HOME", "SWEEP_STORE", "SWEEP_TRAIN_FN", "WANDB_DIR", "WANDB_API_KEY"):
+            env.delenv(name, raising=False)
+        sweep_id = created_id(tiny_sweep(root, {"lr": [0.1, 1.0, 0.2]}), home)
+    agent = start_agent(sweep_id, home, "--data-dir", str(write_tiny_cifar(root / "data")), "--max-failures", "5",
                         SWEEP_TRAIN_FN="cli_fakes:fails_at_lr_1")
     # A grid point without a result: the agent says so and exits 3 (`sweep retry` would offer it again).
     assert agent.wait() == 3 and "incomplete" in agent.stderr(), agent.stderr()
