@@ -108,6 +108,14 @@ def next_config(sweep: SweepRecord, runs: list[RunRecord], max_failures: int) ->
     return run_values(suggestion.config), ""
 
 
+def prepare(sweep: SweepRecord) -> None:
+    """Do once, before an agent's first claim and outside the sweep's lock, what every claim would
+    otherwise pay for first: importing W&B's engine and, for a grid, enumerating it."""
+    sweep_engine()
+    if sweep.config.get("method") == "grid":
+        whole_grid(json.dumps(sweep.config, sort_keys=True))
+
+
 @dataclasses.dataclass(frozen=True)
 class Grid:
     names: tuple[str, ...]  # the parameters that take several values

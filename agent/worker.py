@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from agent.controller import CANCELLED, Claim, Controller, Idle
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
-from agent.engine import sweep_engine
+from agent import decisions
 from agent.wandb_run import WandbRun
 from store.errors import LeaseLost, StoreError, StoreUnavailable
 from store.protocol import Lease
@@ -249,7 +249,7 @@ class Agent:
         budget = RunBudget(self.options.count, self.options.max_consecutive_failures, self.stop)
         last_run_ended: float | None = None
         sweep = self.controller.store.get_sweep(self.options.sweep_id)
-        sweep_engine()  # imported now, so the first claim's latency is the transaction's
+        decisions.prepare(sweep)  # so that the first claim's latency is the transaction's
         while budget.more():
             started = time.perf_counter()
             claim = self.controller.claim(self.options.sweep_id, self.options.agent_id, self.options.lease_seconds)
