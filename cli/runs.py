@@ -13,6 +13,7 @@ from rich.text import Text
 
 from cli.common import HomeOption, JsonOption, StoreOption, cli_errors, console, open_store_for
 from cli.polish import plural
+from report.format import setting
 from store.records import RUN_STATES
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def runs_table(listing: RunList, state: str | None) -> Table:
         table.add_column(column, justify="right" if column in ("epochs", f"best {metric}", "test acc", "attempts")
                          else "left", overflow="fold")
     for run in listing.runs:
-        searched = Text(" ".join(f"{k}={run.config[k]}" for k in listing.searched if k in run.config))
+        searched = Text(" ".join(f"{k}={setting(run.config[k])}" for k in listing.searched if k in run.config))
         table.add_row(Text(run.id), Text(run.state, style=STATE_COLOURS.get(run.state, "yellow")),
                       str(run.epochs_done), _number(run.best_metric), _number(run.test_acc), str(run.attempts),
                       searched)

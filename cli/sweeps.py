@@ -17,6 +17,7 @@ from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TR
 from cli.common import DataDirOption, HomeOption, JsonOption, StoreOption, cli_errors, console, errors, open_store_for
 from cli.hints import next_step_lines
 from cli.polish import plural
+from report.format import setting
 
 if TYPE_CHECKING:
     from agent.status import SweepStatus
@@ -218,7 +219,7 @@ def status_table(result: SweepStatus) -> Table:
     for run in sorted(result.runs, key=lambda r: order.get(r.state, 99)):
         colour = {"finished": "green", "failed": "red", "crashed": "red", "running": "cyan"}.get(run.state, "yellow")
         state = Text(run.state, style=colour) + (f" x{run.attempts}" if run.attempts > 1 else "")
-        config = Text(" ".join(f"{k}={v}" for k, v in sorted(run.config.items()) if k in result.searched))
+        config = Text(" ".join(f"{k}={setting(v)}" for k, v in sorted(run.config.items()) if k in result.searched))
         if run.failure and run.state in ("failed", "crashed"):
             config.append(f"\n{run.failure}", style="red")
         best = f"{run.best_metric:.4f}" if run.best_metric is not None else "-"
