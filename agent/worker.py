@@ -28,9 +28,9 @@ from typing import Any, Protocol, TextIO
 
 from pydantic import BaseModel, Field
 
+from agent import decisions
 from agent.controller import CANCELLED, Claim, Controller, Idle
 from agent.defaults import DEFAULT_LEASE_S, DEFAULT_MAX_CONSECUTIVE_FAILURES, TRAIN_FN_ENV
-from agent import decisions
 from agent.wandb_run import WandbRun
 from store.errors import LeaseLost, StoreError, StoreUnavailable
 from store.protocol import Lease

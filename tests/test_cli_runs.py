@@ -12,9 +12,6 @@ import pytest
 from agent_helpers import cli, created_id, start_agent, tiny_sweep
 from conftest import write_tiny_cifar
 
-# One worker runs this module, so its module-scoped fixture trains once, not once per worker.
-pytestmark = pytest.mark.xdist_group("cli-runs")
-
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch) -> None:
