@@ -96,7 +96,7 @@ def next_config(sweep: SweepRecord, runs: list[RunRecord], max_failures: int) ->
     if run_cap is not None and len(runs) >= run_cap:
         return None, f"run_cap {run_cap} reached"
     exhausted = f"grid exhausted: all {plural(len(runs), 'configuration')} have a run"
-    grid = whole_grid(json.dumps(sweep.config, sort_keys=True)) if sweep.config.get("method") == "grid" else None
+    grid = sweep_grid(sweep)
     if grid is not None:
         taken = {grid_key(run.config, grid.names) for run in runs}
         return next((dict(point) for point, key in zip(grid.points, grid.keys) if key not in taken), None), exhausted
@@ -112,8 +112,12 @@ def prepare(sweep: SweepRecord) -> None:
     """Do once, before an agent's first claim and outside the sweep's lock, what every claim would
     otherwise pay for first: importing W&B's engine and, for a grid, enumerating it."""
     sweep_engine()
-    if sweep.config.get("method") == "grid":
-        whole_grid(json.dumps(sweep.config, sort_keys=True))
+    sweep_grid(sweep)
+
+
+def sweep_grid(sweep: SweepRecord) -> Grid | None:
+    """A grid sweep's points as `whole_grid` enumerates them (cached); None for other methods."""
+    return whole_grid(json.dumps(sweep.config, sort_keys=True)) if sweep.config.get("method") == "grid" else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,6 +51,13 @@ def percentile_ms(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
 
 
+def latency_ms(name: str, values: list[float], quantiles: tuple[int, ...] = (50, 99)) -> dict[str, float | None]:
+    """`{name}_ms_p50`, `{name}_ms_p99`, ... and `{name}_ms_max` of durations given in seconds."""
+    stats: dict[str, float | None] = {f"{name}_ms_p{q}": round(percentile_ms(values, q), 2) for q in quantiles}
+    stats[f"{name}_ms_max"] = round(max(values) * 1000, 2) if values else None
+    return stats
+
+
 def run(agents: int, points: int, epochs: int, work_ms: float, home: Path, store_url: str | None = None) -> dict[str, Any]:
     from agent.sweep_config import validate_sweep
     from store.open import open_store
@@ -99,14 +106,8 @@ def run(agents: int, points: int, epochs: int, work_ms: float, home: Path, store
         "states": dict(Counter(r.state for r in runs)),
         "runs_per_agent": sorted(sum(r["outcomes"].values()) for r in reports),
         "claims": len(claims),
-        "claim_ms_p50": round(percentile_ms(claims, 50), 2), "claim_ms_p99": round(percentile_ms(claims, 99), 2),
-        "claim_ms_max": round(max(claims) * 1000, 2) if claims else None,
-        "first_claim_ms_p50": round(percentile_ms(first_claims, 50), 2),
-        "first_claim_ms_max": round(max(first_claims) * 1000, 2) if first_claims else None,
-        "later_claims": len(later_claims),
-        "later_claim_ms_p50": round(percentile_ms(later_claims, 50), 2),
-        "later_claim_ms_p99": round(percentile_ms(later_claims, 99), 2),
-        "later_claim_ms_max": round(max(later_claims) * 1000, 2) if later_claims else None,
+        **latency_ms("claim", claims), **latency_ms("first_claim", first_claims, (50,)),
+        "later_claims": len(later_claims), **latency_ms("later_claim", later_claims),
         "idle_ms_p50": round(percentile_ms(idle, 50), 2), "idle_ms_p99": round(percentile_ms(idle, 99), 2),
         "idle_ms_mean": round(float(np.mean(idle)) * 1000, 2) if idle else None,
         "sweep_state": store.get_sweep(sweep.id).state,

@@ -13,9 +13,12 @@ from agent_helpers import cli, created_id, start_agent, tiny_sweep
 from conftest import write_tiny_cifar
 
 
+SWEEP_ENV = ("SWEEP_HOME", "SWEEP_STORE", "SWEEP_TRAIN_FN", "WANDB_DIR", "WANDB_API_KEY")  # settings a test must not inherit
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch) -> None:
-    for name in ("SWEEP_HOME", "SWEEP_STORE", "SWEEP_TRAIN_FN", "WANDB_DIR", "WANDB_API_KEY"):
+    for name in SWEEP_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WANDB_MODE", "disabled")
 
@@ -40,7 +43,7 @@ def mixed_sweep(tmp_path_factory) -> tuple[str, Path]:
     root = tmp_path_factory.mktemp("mixed")
     home = root / "home"
     with pytest.MonkeyPatch.context() as env:
-        for name in ("SWEEP_HOME", "SWEEP_STORE", "SWEEP_TRAIN_FN", "WANDB_DIR", "WANDB_API_KEY"):
+        for name in SWEEP_ENV:
             env.delenv(name, raising=False)
         sweep_id = created_id(tiny_sweep(root, {"lr": [0.1, 1.0, 0.2]}), home)
     agent = start_agent(sweep_id, home, "--data-dir", str(write_tiny_cifar(root / "data")), "--max-failures", "5",
