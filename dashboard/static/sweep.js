@@ -448,6 +448,7 @@ async function start() {
   document.body.dataset.tableMs = String(Math.round(performance.now()));  // since navigation started
   // plotly.js is large: the table is on screen before the browser starts compiling it.
   await loadScript("/static/plotly.min.js");
+  document.body.dataset.plotlyMs = String(Math.round(performance.now()));
   await drawCurves();
   await painted();
   document.body.dataset.readyMs = String(Math.round(performance.now()));
