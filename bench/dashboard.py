@@ -225,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         pages = {f"{kind}_{what}": percentiles([t[f"{what}_ms"] for t in loads[kind]])
                  for kind in ("cold", "warm") for what in ("table", "plotly", "curves", "panels")}
         for key, value in pages.items():
-            print(f"sweep page, {key.replace('_', ' ')} drawn (ms since navigation): {json.dumps(value)}", flush=True)
+            cache, what = key.split("_")
+            done = "plotly.js run" if what == "plotly" else f"{what} drawn"
+            print(f"sweep page, {cache} cache, {done} (ms since navigation): {json.dumps(value)}", flush=True)
         leases = []
         for index in range(args.writers):
             with store.transaction(sweep.id) as tx:
