@@ -51,6 +51,9 @@ SWEEP = {
         "epochs": {"value": 30},
     },
 }
+# What the sweep page marks on <body> as it loads, in order, and how the output names each.
+STAGES = {"table": "runs table drawn", "plotly": "plotly.js run", "curves": "every curve drawn",
+          "panels": "panels drawn"}
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -222,12 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         warm_up = wait_until_warm(base, sweep.id)
         loads = page_loads(base, sweep.id, args.loads)
-        pages = {f"{kind}_{what}": percentiles([t[f"{what}_ms"] for t in loads[kind]])
-                 for kind in ("cold", "warm") for what in ("table", "plotly", "curves", "panels")}
-        for key, value in pages.items():
-            cache, what = key.split("_")
-            done = "plotly.js run" if what == "plotly" else f"{what} drawn"
-            print(f"sweep page, {cache} cache, {done} (ms since navigation): {json.dumps(value)}", flush=True)
+        pages = {}
+        for kind in ("cold", "warm"):
+            for stage, label in STAGES.items():
+                pages[f"{kind}_{stage}"] = percentiles([t[f"{stage}_ms"] for t in loads[kind]])
+                print(f"sweep page, {kind} cache, {label} (ms since navigation): "
+                      f"{json.dumps(pages[f'{kind}_{stage}'])}", flush=True)
         leases = []
         for index in range(args.writers):
             with store.transaction(sweep.id) as tx:
@@ -238,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "--interval", str(args.interval)], cwd=ROOT, stdout=subprocess.PIPE,
                                     text=True, env=dict(os.environ, PYTHONPATH=str(ROOT))) for lease in leases]
         for writer in writers:  # Python start-up of 8 processes on a small box is not the server's cost
-            assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+            if writer.stdout.readline().strip() != "writing":
+                raise SystemExit(f"a writer ended before its first epoch (exit code {writer.wait()})")
         samples = live_updates(base, sweep.id, max(args.seconds - 4.0, 5.0), args.poll)
         written = sum(int(w.communicate(timeout=120)[0].strip() or 0) for w in writers)
     finally:

@@ -446,7 +446,7 @@ async function start() {
   document.body.dataset.cursor = String(S.cursor);
   await painted();
   document.body.dataset.tableMs = String(Math.round(performance.now()));  // since navigation started
-  // plotly.js is large: the table is on screen before the browser starts compiling it.
+  // plotly.js is large: the table is on screen before it runs (the <head> already asked for it).
   await loadScript("/static/plotly.min.js");
   document.body.dataset.plotlyMs = String(Math.round(performance.now()));
   await drawCurves();
