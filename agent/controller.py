@@ -135,7 +135,7 @@ class Controller:
 
     def finish(self, lease: Lease, result: dict[str, Any]) -> None:
         """Store a TrainResult (as a JSON-ready dict): history fills any unreported epoch, the rest is the summary."""
-        summary = {k: v for k, v in result.items() if k != "history"}
+        summary = self._summary(result)
         self._locked(lease.sweep_id, lambda tx: tx.end_attempt(
             lease, "finished", detail=result.get("stop_reason"), summary=summary, history=result.get("history", [])))
 
@@ -150,8 +150,15 @@ class Controller:
                                                                checkpoint=recorded))
 
     def kill(self, lease: Lease, reason: str, result: dict[str, Any] | None = None) -> None:
-        summary = {k: v for k, v in result.items() if k != "history"} if result else None
+        summary = self._summary(result) if result else None
         self._locked(lease.sweep_id, lambda tx: tx.end_attempt(lease, "killed", detail=reason, summary=summary))
+
+    def _summary(self, result: dict[str, Any]) -> dict[str, Any]:
+        """A result without its history, its checkpoint named the way the run's row names it."""
+        summary = {k: v for k, v in result.items() if k != "history"}
+        if summary.get("checkpoint"):
+            summary["checkpoint"] = self.relative(Path(summary["checkpoint"]))
+        return summary
 
     # -- the whole sweep ----------------------------------------------------------------------------
 

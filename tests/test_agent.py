@@ -45,6 +45,7 @@ def test_agent_trains_each_config_into_store_status_and_wandb_offline_runs(tmp_p
         assert {"checkpoint-0001.pt", "checkpoint-0002.pt", "predictions.npz", "log.txt"} <= {
             p.name for p in attempt.iterdir()}
         assert run.checkpoint == f"{sweep_id}/{run.id}/attempt-1/checkpoint-0002.pt"
+        assert run.summary["checkpoint"] == run.checkpoint  # no path of the training machine in the summary
         assert run.summary["test_acc"] is not None and len(run.summary["confusion_matrix"]) == 10
         assert [h["epoch"] for h in run.history] == [1, 2]
         # The same run as a W&B offline run, next to its checkpoint, ready for `wandb sync`.
