@@ -61,7 +61,10 @@ def run(agents: int, seeds: int, epochs: int, train_size: int, kill_every: tuple
 
     rng = random.Random(seed)
     spec = validate_sweep(chaos_grid(seeds, epochs, train_size), source="bench")
-    machine = Host("box", root, {"SWEEP_DATA_DIR": str(data_dir)}, "", lease_s, train_fn=None)
+    # One thread per agent: four agents on a small machine would otherwise fight over its cores and
+    # spend the seconds between kills starting up, so that no attempt ever got far enough to resume.
+    machine = Host("box", root, {"SWEEP_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}, "", lease_s,
+                   train_fn=None)
     store = open_store(None, home=machine.home, create=True)
     sweep = store.create_sweep(spec.config)
     machine.sweep_id = sweep.id
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--seeds", type=int, default=3, help=f"grid: {len(LEARNING_RATES)} learning rates x this")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--train-size", type=int, default=1000, help="training images per run")
+    parser.add_argument("--train-size", type=int, default=500, help="training images per run (2 steps an epoch)")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(3.0, 6.0), metavar=("MIN_S", "MAX_S"))
     parser.add_argument("--lease-seconds", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
