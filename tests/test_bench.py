@@ -27,12 +27,19 @@ def test_flops_are_counted_without_training_and_today_is_the_reference(tmp_path)
     from train import TrainConfig
 
     out = tmp_path / "flops.jsonl"
-    flops.main(["--model", "fast", "--epochs", "10", "7.5", "--out", str(out)])
+    flops.main(["--model", "fast", "--epochs", "10", "7.5", "--set", "batch_size=2000", "--out", str(out)])
     ten, short = [json.loads(line) for line in out.read_text().splitlines()]
     assert (ten["steps"], ten["images_processed"], ten["batch_size"]) == (250, 500_000, 2000)
     assert ten["ratio_to_today_counted"] == 1.0 and short["steps"] == 188  # 7.5 x 25 steps, rounded as train() does
     assert ten["train_tflops"] == pytest.approx(ten["gflops_per_image"] * 500, rel=1e-3)
     assert short["ratio_to_354_tflop"] == pytest.approx(short["train_tflops"] / 354, abs=1e-4)
+    # The registry's recipe: 66 steps of 750 images an epoch (the last 500 images dropped), within
+    # the 0.75x of the reference that it was chosen under.
+    recipe = tmp_path / "recipe.jsonl"
+    flops.main(["--model", "fast", "--out", str(recipe)])
+    [ours] = [json.loads(line) for line in recipe.read_text().splitlines()]
+    assert (ours["epochs"], ours["batch_size"], ours["steps"]) == (7.5, 750, 495)
+    assert ours["ratio_to_354_tflop"] <= 0.75
     # Counting shapes on meta tensors gives what counting a real step on real tensors gives.
     config = TrainConfig.resolve({"model": "fast"})
     assert flops.step_flops(config, 4, 32, True) / 4 / 1e9 == pytest.approx(
