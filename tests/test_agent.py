@@ -140,7 +140,8 @@ def test_create_prints_id_and_agent_command(tmp_path: Path) -> None:
 
 def test_hyperband_stops_lagging_runs_early_through_the_agent(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    sweep_file = tiny_sweep(tmp_path, {"seed": list(range(8))}, epochs=8,
+    # The fake training's scores follow lr and seed; lr is pinned so the recipe's default can't reorder them.
+    sweep_file = tiny_sweep(tmp_path, {"seed": list(range(8)), "lr": [0.24]}, epochs=8,
                             early_terminate={"type": "hyperband", "min_iter": 2, "eta": 2})
     sweep_id = created_id(sweep_file, home)
     result = cli("agent", sweep_id, "--home", str(home), "--train-fn", "bench.fake_train:instant_train")
