@@ -75,14 +75,16 @@ def main(argv: list[str] | None = None) -> None:
         train(config.changed(seed=10_000), data=data, device=args.device)
         runs = []
         for seed in range(args.seeds):
-            result = train(config.changed(seed=seed), data=data, device=args.device)
+            run_config = config.changed(seed=seed)
+            result = train(run_config, data=data, device=args.device)
             runs.append(result)
             print(json.dumps({"target": target, "model": config.model, "overrides": overrides, "seed": seed,
                               "epochs": config.epochs, "timed_seconds": round(timed_seconds(result), 3),
                               "train_seconds": round(result.train_seconds, 3),
                               "tta_eval_seconds": round(result.test_eval_seconds or 0.0, 3),
                               "test_acc": result.test_acc, "test_acc_tta": result.test_acc_tta, **work_fields,
-                              "device": result.device, "torch": torch.__version__}), flush=True)
+                              "device": result.device, "torch": torch.__version__,
+                              "config": run_config.model_dump(mode="json")}), flush=True)
         mean_acc = statistics.mean(r.test_acc_tta or 0.0 for r in runs)
         mean_time = statistics.mean(timed_seconds(r) for r in runs)
         reached = mean_acc * 100 >= target

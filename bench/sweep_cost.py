@@ -34,7 +34,8 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 TRAIN_IMAGES = 50_000
-# The batch of the recipe runs recorded in gpu_h200.jsonl (the registry's recipes when they ran).
+# The batch of the recipe runs in gpu_h200.jsonl from before bench.gpu wrote each run's config
+# (the registry's recipes when they ran); newer lines carry their own.
 RECORDED_RECIPE_BATCH = {"fast": 2000, "resnet9": 64, "fast-wide": 2000}
 DEFAULT_SWEEPS = ("sweeps/grid.yaml", "sweeps/bayes.yaml")
 
@@ -87,8 +88,8 @@ def recorded_rates(results: Path = RESULTS) -> Rates:
         h200.setdefault(line["model"], {}).setdefault(line["config"]["batch_size"], []).append(per_epoch)
     for line in read_jsonl(results / "gpu_h200.jsonl"):
         if "seed" in line and not line.get("overrides"):  # per-seed lines of the recipes (val_size=0)
-            h200.setdefault(line["model"], {}).setdefault(RECORDED_RECIPE_BATCH[line["model"]], []).append(
-                line["train_seconds"] / line["epochs"])
+            batch = line["config"]["batch_size"] if "config" in line else RECORDED_RECIPE_BATCH[line["model"]]
+            h200.setdefault(line["model"], {}).setdefault(batch, []).append(line["train_seconds"] / line["epochs"])
     run_overhead = statistics.mean(line["wall_seconds"] - line["train_seconds"] for line in gpu_runs)
     return Rates(cpu_images_per_second=cpu, cpu_overhead=overhead,
                  h200_epoch_seconds={m: {b: statistics.mean(v) for b, v in sorted(by.items())}

@@ -208,6 +208,32 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
             "resumed_from_epoch": attempt.resumed_from_epoch, "outcome": attempt.outcome, "detail": attempt.detail}
 
 
+PER_CLASS_KEYS = ("classes", "per_class_acc", "predicted_counts", "true_counts")
+
+
+def per_class_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Test accuracy, predictions and images per class, one row each; none when the run has no test result."""
+    columns = [summary.get(key) for key in PER_CLASS_KEYS]
+    if not all(isinstance(column, list) for column in columns) or len({len(c) for c in columns}) != 1:
+        return []
+    return [{"class": name, "test_acc": acc, "predicted": predicted, "images": images}
+            for name, acc, predicted, images in zip(*columns)]
+
+
+def summary_rows(summary: dict[str, Any], folder: Path | None) -> dict[str, Any]:
+    """The summary less what has its own table; the checkpoint named inside the run's folder, as the
+    artifact list names it, rather than as a path on whichever machine wrote it."""
+    hidden = {"config", "confusion_matrix", *(PER_CLASS_KEYS if per_class_rows(summary) else ())}
+    rows = {key: value for key, value in summary.items() if key not in hidden}
+    checkpoint = rows.get("checkpoint")
+    if isinstance(checkpoint, str) and folder is not None:
+        try:
+            rows["checkpoint"] = Path(checkpoint).resolve().relative_to(folder.resolve()).as_posix()
+        except ValueError:
+            pass  # kept elsewhere than the run's folder: the full path says where
+    return rows
+
+
 def run_page_json(sweep: SweepRecord, run: RunRecord, attempts: list[Attempt],
                   artifacts: list[tuple[str, int]], folder: Path | None) -> dict[str, Any]:
     metric, parameters = metric_of(sweep), swept_parameters(sweep.config)
@@ -218,7 +244,8 @@ def run_page_json(sweep: SweepRecord, run: RunRecord, attempts: list[Attempt],
         "run": run_json(run, metric, parameters),
         "full_config": clean(run.summary.get("config") or run.config),
         "chosen_config": clean(run.config),
-        "summary": clean({k: v for k, v in run.summary.items() if k not in ("config", "confusion_matrix")}),
+        "summary": clean(summary_rows(run.summary, folder)),
+        "per_class": clean(per_class_rows(run.summary)),
         "history": columns, "metrics": curve_metrics([list(columns["values"])], sweep),
         "attempts": [attempt_json(a) for a in attempts],
         "artifacts": [{"path": path, "bytes": size} for path, size in artifacts],

@@ -1,15 +1,17 @@
-"""Named networks, each built only after its size is checked against the budget."""
+"""Named networks, each built only after its size is checked against the budget.
+
+This module imports no torch: `sweep create` checks every model's budget from the counts declared
+here (a test and every build hold them to the built networks), so validating a sweep file costs
+no deep-learning import. The builders import their network's module when called."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from model.fast import FastNet
-from model.layers import Network, count_parameters
-from model.resnet9 import ResNet9
+if TYPE_CHECKING:
+    from model.layers import Network
 
 PARAMETER_CAP = 5_000_000  # the project's hard budget of trainable parameters
 
@@ -28,6 +30,7 @@ class ModelSpec:
     name: str
     description: str
     build: Callable[..., Network]  # keyword options: activation, bn_momentum
+    parameters: int  # trainable parameters of what `build` returns, whatever the options
     # Training hyperparameters this network is tuned for; a run's own values win.
     recipe: Mapping[str, Any] = field(default_factory=dict)
 
@@ -61,14 +64,36 @@ FAST_RECIPE = {
     "bias_lr_scale": 270.4, "head_lr_scale": 3418.0, "weight_decay": 0.0015,
 }
 
+
+# The builders import their network's module (and so torch) only when a network is built.
+def _resnet9(**options: Any) -> Network:
+    from model.resnet9 import ResNet9
+
+    return ResNet9(**options)
+
+
+def _fast(**options: Any) -> Network:
+    from model.fast import FastNet
+
+    return FastNet(**options)
+
+
+def _fast_wide(**options: Any) -> Network:
+    from model.fast import FastNet
+
+    return FastNet(widths=(128, 384, 384), **options)
+
+
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("resnet9", "The paper's ResNet-9, last stage widened to 428 channels", ResNet9, PAPER_RECIPE),
-        ModelSpec("fast", "Whitened 3-group net (64/256/256), Muon-trained, for time-to-94%", FastNet, FAST_RECIPE),
+        ModelSpec("resnet9", "The paper's ResNet-9, last stage widened to 428 channels", _resnet9, 4_958_958,
+                  PAPER_RECIPE),
+        ModelSpec("fast", "Whitened 3-group net (64/256/256), Muon-trained, for time-to-94%", _fast, 1_971_352,
+                  FAST_RECIPE),
         # 14 epochs, the target fixed before the runs: 95.08 / 95.13% TTA on a CPU (seeds 0, 1).
-        ModelSpec("fast-wide", "The fast net at 128/384/384 channels, aimed at 95%",
-                  functools.partial(FastNet, widths=(128, 384, 384)), {**AIRBENCH_RECIPE, "epochs": 14}),
+        ModelSpec("fast-wide", "The fast net at 128/384/384 channels, aimed at 95%", _fast_wide, 4_604_440,
+                  {**AIRBENCH_RECIPE, "epochs": 14}),
     )
 }
 
@@ -79,13 +104,9 @@ def get_spec(name: str) -> ModelSpec:
     return REGISTRY[name]
 
 
-@functools.cache
 def parameter_count(name: str) -> int:
-    """Trainable parameters of a registered network, counted once per process.
-
-    Built on the CPU (at most 20 MB of weights, milliseconds): building on the meta device
-    imports torch._dynamo, which added about 3 s and 150 MB to every `sweep create`."""
-    return count_parameters(get_spec(name).build())
+    """Trainable parameters of a registered network, as declared (no network is built)."""
+    return get_spec(name).parameters
 
 
 def check_budget(name: str, max_params: int = PARAMETER_CAP) -> int:
@@ -96,8 +117,16 @@ def check_budget(name: str, max_params: int = PARAMETER_CAP) -> int:
 
 
 def build_model(name: str, max_params: int = PARAMETER_CAP, **options: Any) -> Network:
-    """Build a network after checking it fits the budget (the count is cached per process).
+    """Build a network after checking its declared size against the budget, then hold the built
+    network to that declaration, so that a stale count can never let an oversized network train.
 
     `options` (activation, bn_momentum) change no parameter count."""
+    from model.layers import count_parameters
+
     check_budget(name, max_params)
-    return get_spec(name).build(**options)
+    network = get_spec(name).build(**options)
+    built = count_parameters(network)
+    if built != get_spec(name).parameters:
+        raise BudgetError(f"model '{name}' built with {built:,} trainable parameters, but the registry declares "
+                          f"{get_spec(name).parameters:,}; correct the count in model/registry.py")
+    return network

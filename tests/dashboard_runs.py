@@ -48,7 +48,9 @@ def summary_for(history: list[dict[str, Any]], config: dict[str, Any]) -> dict[s
     return {"status": "finished", "model": "fast", "params": 1_234_567, "device": "cpu", "precision": "fp32",
             "config": dict(config, batch_size=512), "train_seconds": 40.0, "total_seconds": 45.0,
             "test_loss": 0.5, "test_acc": last - 0.01, "test_acc_tta": last, "classes": CLASSES,
-            "confusion_matrix": matrix}
+            "confusion_matrix": matrix, "true_counts": [sum(row) for row in matrix],
+            "predicted_counts": [sum(column) for column in zip(*matrix)],
+            "per_class_acc": [row[t] / sum(row) for t, row in enumerate(matrix)]}
 
 
 def start_run(store: Store, sweep_id: str, config: dict[str, Any], owner: str = "tester@box:1",

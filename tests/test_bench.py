@@ -58,6 +58,7 @@ def test_gpu_bench_times_the_airbench_way_and_reports_the_work(tiny_data_dir, ca
     for run in runs:
         assert run["timed_seconds"] == pytest.approx(run["train_seconds"] + run["tta_eval_seconds"], abs=2e-3)
         assert run["tta_eval_seconds"] > 0 and run["gflops_per_image"] > 0
+        assert (run["config"]["batch_size"], run["config"]["seed"], run["config"]["epochs"]) == (32, run["seed"], 1)
     assert runs[0]["train_flops"] == pytest.approx(2 * 32 * runs[0]["gflops_per_image"] * 1e9, rel=1e-3)
     assert summary["seeds"] == 2 and summary["reached"] is False and summary["time_to_target_seconds"] is None
     assert summary["mean_timed_seconds"] == pytest.approx(sum(r["timed_seconds"] for r in runs) / 2, abs=2e-3)

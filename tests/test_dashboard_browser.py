@@ -181,6 +181,15 @@ def test_run_page_shows_attempts_failure_and_config(server, filled, page):
     assert page.page.evaluate("() => document.getElementById('acc-curves').data.length") == 2
 
 
+def test_a_finished_run_page_lists_test_accuracy_per_class(server, filled, page):
+    page.page.goto(f"{server.base}/runs/{filled['runs'][0]}")
+    page.page.wait_for_selector("body[data-ready]", state="attached")
+    rows = page.page.locator("#per-class tbody tr")
+    assert rows.count() == 10
+    assert rows.first.locator("td").all_inner_texts()[0] == "airplane"
+    assert "per_class_acc" not in page.page.locator("#summary").inner_text()  # shown once, as the table
+
+
 def test_markup_in_a_sweep_name_a_value_and_a_failure_is_shown_as_text(server, filled, page):
     page.page.goto(f"{server.base}/")
     page.page.wait_for_selector(f"#sweeps tbody tr[data-sweep='{filled['hostile']}']")

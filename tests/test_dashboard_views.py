@@ -144,6 +144,23 @@ def test_the_sweeps_page_best_is_the_stores_best_run(store) -> None:
     assert listing["counts"] == {"running": 1, "crashed": 1, "failed": 1, "finished": 2}
 
 
+def test_the_run_page_names_its_checkpoint_inside_the_run_folder_and_tables_the_classes(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "s" / "r"
+    summary = {"checkpoint": str(folder / "attempt-1" / "checkpoint-0003.pt"), "test_acc": 0.9,
+               "classes": ["cat", "dog"], "per_class_acc": [0.8, 1.0], "predicted_counts": [4, 6],
+               "true_counts": [5, 5]}
+    run = RunRecord(id="r", sweep_id="s", state="finished", config={}, created_at=0.0, summary=summary)
+    sweep = open_store(tmp_path / "home").create_sweep(SWEEP_CONFIG)
+    page = views.run_page_json(sweep, run, [], [], folder)
+    assert page["summary"] == {"checkpoint": "attempt-1/checkpoint-0003.pt", "test_acc": 0.9}
+    assert page["per_class"] == [{"class": "cat", "test_acc": 0.8, "predicted": 4, "images": 5},
+                                 {"class": "dog", "test_acc": 1.0, "predicted": 6, "images": 5}]
+    elsewhere = dict(summary, checkpoint="/mnt/other/checkpoint-0003.pt", per_class_acc=[0.8])  # lengths differ
+    page = views.run_page_json(sweep, run.model_copy(update={"summary": elsewhere}), [], [], folder)
+    assert page["summary"]["checkpoint"] == "/mnt/other/checkpoint-0003.pt"
+    assert page["per_class"] == [] and page["summary"]["per_class_acc"] == [0.8]
+
+
 def test_unknown_sweeps_and_runs_are_404_pages(store) -> None:
     store.create_sweep(SWEEP_CONFIG)
     app = TestClient(create_app(store, access_for("127.0.0.1", 8080)), base_url="http://127.0.0.1")

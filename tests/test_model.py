@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +17,7 @@ from model.fast import FastNet
 from model.registry import PARAMETER_CAP, REGISTRY, BudgetError, build_model, check_budget, parameter_count
 from train.config import ConfigError, TrainConfig
 
+REPO = Path(__file__).resolve().parents[1]
 # The paper's count for resnet9; the others are what the README and the benchmarks quote.
 EXPECTED_PARAMS = {"resnet9": 4_958_958, "fast": 1_971_352, "fast-wide": 4_604_440}
 
@@ -20,7 +25,27 @@ EXPECTED_PARAMS = {"resnet9": 4_958_958, "fast": 1_971_352, "fast-wide": 4_604_4
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_parameter_counts_are_the_documented_ones(name: str):
     assert parameter_count(name) == EXPECTED_PARAMS[name]
-    assert parameter_count(name) == sum(p.numel() for p in build_model(name).parameters() if p.requires_grad)
+    built = REGISTRY[name].build()  # the builder itself, not build_model, which checks the same thing
+    assert parameter_count(name) == sum(p.numel() for p in built.parameters() if p.requires_grad)
+
+
+def test_a_registry_count_that_understates_the_network_stops_the_build(monkeypatch):
+    spec = REGISTRY["fast"]
+    monkeypatch.setitem(REGISTRY, "fast", dataclasses.replace(spec, parameters=1_000))
+    with pytest.raises(BudgetError, match="built with 1,971,352 trainable parameters, but the registry declares 1,000"):
+        build_model("fast")
+
+
+def test_checking_a_sweep_file_imports_no_torch():
+    """`sweep create` validates budgets from the declared counts: no deep-learning import, no network built."""
+    code = ("import sys, tempfile; from cli.main import app\n"
+            "try: app(['create', 'sweeps/grid.yaml', '--home', tempfile.mkdtemp(), '--json'])\n"
+            "except SystemExit as end: assert end.code in (0, None), end.code\n"
+            "print(sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'torchvision')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert '"total_configs": 108' in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

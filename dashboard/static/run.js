@@ -60,6 +60,10 @@ function render() {
     el("td", {class: "detail"}, a.detail || ""))));
   document.querySelector("#config tbody").replaceChildren(...kvRows(d.full_config));
   document.querySelector("#summary tbody").replaceChildren(...kvRows(d.summary));
+  document.getElementById("per-class-block").hidden = !d.per_class.length;
+  document.querySelector("#per-class tbody").replaceChildren(...d.per_class.map((c) => el("tr", {},
+    el("td", {}, c.class), el("td", {class: "num"}, number(c.test_acc)), el("td", {class: "num"}, c.predicted),
+    el("td", {class: "num"}, c.images))));
   document.getElementById("folder").textContent = d.folder ? `in ${d.folder}` : "this run has no artifact folder";
   const base = `/runs/${encodeURIComponent(RUN_ID)}/artifacts/`;
   document.querySelector("#artifacts tbody").replaceChildren(...(d.artifacts.length ? d.artifacts.map((a) => el("tr", {},
