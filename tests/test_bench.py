@@ -62,3 +62,39 @@ def test_gpu_bench_times_the_airbench_way_and_reports_the_work(tiny_data_dir, ca
     assert runs[0]["train_flops"] == pytest.approx(2 * 32 * runs[0]["gflops_per_image"] * 1e9, rel=1e-3)
     assert summary["seeds"] == 2 and summary["reached"] is False and summary["time_to_target_seconds"] is None
     assert summary["mean_timed_seconds"] == pytest.approx(sum(r["timed_seconds"] for r in runs) / 2, abs=2e-3)
+
+
+def test_grid_bench_drains_a_sweep_with_real_agents_and_tables_it_by_validation(tiny_data_dir, tmp_path, capsys):
+    from bench import grid
+
+    sweep = tmp_path / "tiny-grid.yaml"
+    sweep.write_text("method: grid\nmetric: {name: val_acc, goal: maximize}\nparameters:\n"
+                     "  model: {value: fast}\n  lr: {values: [0.02, 0.24]}\n  epochs: {value: 1}\n"
+                     "  batch_size: {value: 32}\n  train_size: {value: 64}\n  val_size: {value: 32}\n"
+                     "  tta: {value: 0}\n  precision: {value: fp32}\n")
+    out = tmp_path / "grid.jsonl"
+    grid.main(["--data-dir", str(tiny_data_dir), "--sweep", str(sweep), "--agents", "2", "--deadline-s", "300",
+               "--home", str(tmp_path / "home"), "--out", str(out)])
+    printed = capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(row["values"]["lr"] for row in rows) == [0.02, 0.24]
+    assert all(row["state"] == "finished" and row["epochs"] == 1 and row["agents"] == 2 for row in rows)
+    assert all(0 <= row["best_val_acc"] <= 1 and row["test_acc"] is not None for row in rows)
+    table = [line for line in printed.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| lr | state | best val % | test %")
+    best_first = sorted(rows, key=lambda row: -row["best_val_acc"])
+    assert [line.split(" | ")[0] for line in table[2:]] == [f"| {row['values']['lr']}" for row in best_first]
+    assert "The paper's best: 84.5% test accuracy." in printed
+    assert "2 of 2 runs finished" in printed
+
+
+def test_grid_bench_stops_agents_at_the_deadline_and_says_what_is_left(tiny_data_dir, tmp_path, capsys):
+    from bench import grid
+
+    with pytest.raises(SystemExit) as stopped:
+        grid.main(["--data-dir", str(tiny_data_dir), "--sweep", str(grid.ROOT / "sweeps" / "paper-grid-10.yaml"),
+                   "--agents", "1", "--deadline-s", "0.5", "--home", str(tmp_path / "home")])
+    assert stopped.value.code == 1
+    printed = capsys.readouterr().out
+    assert "0 of 9 runs finished" in printed and "1 agent stopped at the deadline" in printed
+    assert "finishes the rest" in printed
