@@ -183,7 +183,8 @@ def create_app(store: Store, access: Access, options: DashboardOptions | None = 
         assert view.sweep is not None
         folder = _run_folder(store, run)
         listing = artifact_listing(folder) if folder is not None else []
-        data = views.run_page_json(view.sweep, run, store.list_attempts(run_id=run.id), listing, folder)
+        data = views.run_page_json(view.sweep, run, store.list_attempts(run_id=run.id), listing, folder,
+                                   store.artifacts)
         return JSON(data | {"cursor": view.cursor})
 
     def artifact(request: Request) -> Response:

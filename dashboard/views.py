@@ -220,22 +220,27 @@ def per_class_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             for name, acc, predicted, images in zip(*columns)]
 
 
-def summary_rows(summary: dict[str, Any], folder: Path | None) -> dict[str, Any]:
+def summary_rows(summary: dict[str, Any], folder: Path | None, artifact_root: Path | None) -> dict[str, Any]:
     """The summary less what has its own table; the checkpoint named inside the run's folder, as the
-    artifact list names it, rather than as a path on whichever machine wrote it."""
+    artifact list names it. The store records it relative to the artifact root (or, from older
+    agents, as a path on whichever machine wrote it)."""
     hidden = {"config", "confusion_matrix", *(PER_CLASS_KEYS if per_class_rows(summary) else ())}
     rows = {key: value for key, value in summary.items() if key not in hidden}
     checkpoint = rows.get("checkpoint")
     if isinstance(checkpoint, str) and folder is not None:
+        path = Path(checkpoint)
+        if not path.is_absolute() and artifact_root is not None:
+            path = artifact_root / path
         try:
-            rows["checkpoint"] = Path(checkpoint).resolve().relative_to(folder.resolve()).as_posix()
+            rows["checkpoint"] = path.resolve().relative_to(folder.resolve()).as_posix()
         except ValueError:
-            pass  # kept elsewhere than the run's folder: the full path says where
+            pass  # kept elsewhere than the run's folder: the recorded path says where
     return rows
 
 
 def run_page_json(sweep: SweepRecord, run: RunRecord, attempts: list[Attempt],
-                  artifacts: list[tuple[str, int]], folder: Path | None) -> dict[str, Any]:
+                  artifacts: list[tuple[str, int]], folder: Path | None,
+                  artifact_root: Path | None = None) -> dict[str, Any]:
     metric, parameters = metric_of(sweep), swept_parameters(sweep.config)
     columns = history_columns(run)
     return {
@@ -244,7 +249,7 @@ def run_page_json(sweep: SweepRecord, run: RunRecord, attempts: list[Attempt],
         "run": run_json(run, metric, parameters),
         "full_config": clean(run.summary.get("config") or run.config),
         "chosen_config": clean(run.config),
-        "summary": clean(summary_rows(run.summary, folder)),
+        "summary": clean(summary_rows(run.summary, folder, artifact_root)),
         "per_class": clean(per_class_rows(run.summary)),
         "history": columns, "metrics": curve_metrics([list(columns["values"])], sweep),
         "attempts": [attempt_json(a) for a in attempts],

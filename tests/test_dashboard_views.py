@@ -155,8 +155,12 @@ def test_the_run_page_names_its_checkpoint_inside_the_run_folder_and_tables_the_
     assert page["summary"] == {"checkpoint": "attempt-1/checkpoint-0003.pt", "test_acc": 0.9}
     assert page["per_class"] == [{"class": "cat", "test_acc": 0.8, "predicted": 4, "images": 5},
                                  {"class": "dog", "test_acc": 1.0, "predicted": 6, "images": 5}]
+    as_recorded = dict(summary, checkpoint="s/r/attempt-2/checkpoint-0004.pt")  # relative to the artifact root
+    root = tmp_path / "runs"
+    page = views.run_page_json(sweep, run.model_copy(update={"summary": as_recorded}), [], [], folder, root)
+    assert page["summary"]["checkpoint"] == "attempt-2/checkpoint-0004.pt"
     elsewhere = dict(summary, checkpoint="/mnt/other/checkpoint-0003.pt", per_class_acc=[0.8])  # lengths differ
-    page = views.run_page_json(sweep, run.model_copy(update={"summary": elsewhere}), [], [], folder)
+    page = views.run_page_json(sweep, run.model_copy(update={"summary": elsewhere}), [], [], folder, root)
     assert page["summary"]["checkpoint"] == "/mnt/other/checkpoint-0003.pt"
     assert page["per_class"] == [] and page["summary"]["per_class_acc"] == [0.8]
 
