@@ -27,6 +27,10 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(_HOME_OF[name]), name)
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME_OF})
+
+
 if TYPE_CHECKING:
     from train.checkpoint import (CheckpointError, CheckpointMismatch, CheckpointUnusable, CheckpointWriteError,
                                   list_checkpoints, prune_checkpoints)
