@@ -49,9 +49,8 @@ class GridRun(BaseModel):
     agents: int
 
 
-def sweep_cli(*args: str, home: Path, data_dir: Path | None) -> list[str]:
-    command = [sys.executable, "-m", "cli.main", *args, "--home", str(home)]
-    return command + (["--data-dir", str(data_dir)] if data_dir is not None and args[0] == "agent" else [])
+def sweep_cli(*args: str, home: Path) -> list[str]:
+    return [sys.executable, "-m", "cli.main", *args, "--home", str(home)]
 
 
 def child_env() -> dict[str, str]:
@@ -65,10 +64,11 @@ def drain(sweep_id: str, agents: int, home: Path, data_dir: Path | None, deadlin
     """Agents until the sweep is drained or the deadline passes; (seconds, agents stopped at the deadline).
 
     Each agent's output goes to agent-N.log in the store's folder."""
+    command = sweep_cli("agent", sweep_id, "--plain", home=home)
+    command += ["--data-dir", str(data_dir)] if data_dir is not None else []
     started = time.monotonic()
     with contextlib.ExitStack() as logs:
-        processes = [subprocess.Popen(sweep_cli("agent", sweep_id, "--plain", home=home, data_dir=data_dir),
-                                      cwd=ROOT, env=child_env(), stderr=subprocess.STDOUT,
+        processes = [subprocess.Popen(command, cwd=ROOT, env=child_env(), stderr=subprocess.STDOUT,
                                       stdout=logs.enter_context((home / f"agent-{n}.log").open("w")))
                      for n in range(agents)]
         while any(p.poll() is None for p in processes) and time.monotonic() - started < deadline_s:
@@ -88,24 +88,24 @@ def drain(sweep_id: str, agents: int, home: Path, data_dir: Path | None, deadlin
 def grid_runs(home: Path, sweep_id: str, sweep_file: str, agents: int) -> list[GridRun]:
     from report.parameters import swept_parameters
     from report.select import run_score, sweep_metric
+    from report.summary import run_row
     from store.open import open_store
 
     store = open_store(home=home)
     try:
         sweep = store.get_sweep(sweep_id)
         metric, names = sweep_metric(sweep), [p.name for p in swept_parameters(sweep.config)]
-        rows = []
-        for run in store.list_runs(sweep_id):
-            summary = run.summary
-            rows.append(GridRun(
-                sweep_file=sweep_file, run=run.id, state=run.state,
-                values={name: run.config.get(name) for name in names}, epochs=len(run.history),
-                best_val_acc=run_score(run, metric), test_acc=summary.get("test_acc"),
-                test_acc_tta=summary.get("test_acc_tta"), train_seconds=summary.get("train_seconds"),
-                wall_seconds=summary.get("total_seconds"), device=summary.get("device"), agents=agents))
-        return rows
+        runs = store.list_runs(sweep_id)
     finally:
         store.close()
+    rows = []
+    for run in runs:
+        row = run_row(run, run_score(run, metric), names)  # the report's own reading of a run
+        rows.append(GridRun(sweep_file=sweep_file, run=row.id, state=row.state, values=row.config, epochs=row.epochs,
+                            best_val_acc=row.score, test_acc=row.test_acc, test_acc_tta=row.test_acc_tta,
+                            train_seconds=run.summary.get("train_seconds"), wall_seconds=row.wall_seconds,
+                            device=run.summary.get("device"), agents=agents))
+    return rows
 
 
 def percent(value: float | None) -> str:
@@ -139,11 +139,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--agents must be at least 1")
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-grid-"))
     home.mkdir(parents=True, exist_ok=True)
-    created = subprocess.run(sweep_cli("create", str(args.sweep), "--json", home=home, data_dir=None), cwd=ROOT,
+    created = subprocess.run(sweep_cli("create", str(args.sweep), "--json", home=home), cwd=ROOT,
                              env=child_env(), capture_output=True, text=True, timeout=300)
     if created.returncode != 0:
         sys.exit(created.stderr.strip() or f"sweep create exited {created.returncode}")
-    sweep_id, total = json.loads(created.stdout)["id"], json.loads(created.stdout)["total_configs"]
+    registered = json.loads(created.stdout)
+    sweep_id, total = registered["id"], registered["total_configs"]
     seconds, stopped = drain(sweep_id, args.agents, home, args.data_dir, args.deadline_s)
     rows = grid_runs(home, sweep_id, args.sweep.name, args.agents)
     finished = [row for row in rows if row.state == "finished"]

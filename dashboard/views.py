@@ -220,17 +220,16 @@ def per_class_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             for name, acc, predicted, images in zip(*columns)]
 
 
-def summary_rows(summary: dict[str, Any], folder: Path | None, artifact_root: Path | None) -> dict[str, Any]:
-    """The summary less what has its own table; the checkpoint named inside the run's folder, as the
-    artifact list names it. The store records it relative to the artifact root (or, from older
-    agents, as a path on whichever machine wrote it)."""
-    hidden = {"config", "confusion_matrix", *(PER_CLASS_KEYS if per_class_rows(summary) else ())}
+def summary_rows(summary: dict[str, Any], per_class: bool, folder: Path | None,
+                 artifact_root: Path | None) -> dict[str, Any]:
+    """The summary less what has its own table (`per_class`: the per-class lists do); the checkpoint
+    named inside the run's folder, as the artifact list names it. The store records it relative to
+    the artifact root (or, from older agents, as a path on whichever machine wrote it)."""
+    hidden = {"config", "confusion_matrix", *(PER_CLASS_KEYS if per_class else ())}
     rows = {key: value for key, value in summary.items() if key not in hidden}
     checkpoint = rows.get("checkpoint")
     if isinstance(checkpoint, str) and folder is not None:
-        path = Path(checkpoint)
-        if not path.is_absolute() and artifact_root is not None:
-            path = artifact_root / path
+        path = (artifact_root or Path()) / checkpoint  # an absolute recorded path stays as it is
         try:
             rows["checkpoint"] = path.resolve().relative_to(folder.resolve()).as_posix()
         except ValueError:
@@ -242,15 +241,15 @@ def run_page_json(sweep: SweepRecord, run: RunRecord, attempts: list[Attempt],
                   artifacts: list[tuple[str, int]], folder: Path | None,
                   artifact_root: Path | None = None) -> dict[str, Any]:
     metric, parameters = metric_of(sweep), swept_parameters(sweep.config)
-    columns = history_columns(run)
+    columns, per_class = history_columns(run), per_class_rows(run.summary)
     return {
         "sweep": {"id": sweep.id, "name": clean(sweep.config.get("name")), "state": sweep.state,
                   "metric": metric.model_dump() if metric else None},
         "run": run_json(run, metric, parameters),
         "full_config": clean(run.summary.get("config") or run.config),
         "chosen_config": clean(run.config),
-        "summary": clean(summary_rows(run.summary, folder, artifact_root)),
-        "per_class": clean(per_class_rows(run.summary)),
+        "summary": clean(summary_rows(run.summary, bool(per_class), folder, artifact_root)),
+        "per_class": clean(per_class),
         "history": columns, "metrics": curve_metrics([list(columns["values"])], sweep),
         "attempts": [attempt_json(a) for a in attempts],
         "artifacts": [{"path": path, "bytes": size} for path, size in artifacts],

@@ -6,6 +6,7 @@ no deep-learning import. The builders import their network's module when called.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -78,10 +79,7 @@ def _fast(**options: Any) -> Network:
     return FastNet(**options)
 
 
-def _fast_wide(**options: Any) -> Network:
-    from model.fast import FastNet
-
-    return FastNet(widths=(128, 384, 384), **options)
+_fast_wide = functools.partial(_fast, widths=(128, 384, 384))
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -123,10 +121,11 @@ def build_model(name: str, max_params: int = PARAMETER_CAP, **options: Any) -> N
     `options` (activation, bn_momentum) change no parameter count."""
     from model.layers import count_parameters
 
+    spec = get_spec(name)
     check_budget(name, max_params)
-    network = get_spec(name).build(**options)
+    network = spec.build(**options)
     built = count_parameters(network)
-    if built != get_spec(name).parameters:
+    if built != spec.parameters:
         raise BudgetError(f"model '{name}' built with {built:,} trainable parameters, but the registry declares "
-                          f"{get_spec(name).parameters:,}; correct the count in model/registry.py")
+                          f"{spec.parameters:,}; correct the count in model/registry.py")
     return network
