@@ -7,6 +7,7 @@ exporters and run by the real onnxruntime.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import zipfile
 from contextlib import nullcontext
@@ -96,15 +97,14 @@ def test_confident_tta_inside_the_model_matches_training_evaluation(trained):
     """tta_confidence < 1: views only for unsure images, as train/evaluate.py does it, in traceable form."""
     network, config = load_network(source_from_path(trained["run_dir"]))
     images = trained["data"].test_images
-    plain = predict(network, images, batch_size=1000, dtype=torch.float32, channels_last=True,
-                    autocast=nullcontext, tta_level=0)
-    confidence = plain.softmax(1).amax(1)
+    evaluate = functools.partial(predict, network, images, batch_size=1000, dtype=torch.float32,
+                                 channels_last=True, autocast=nullcontext)
+    confidence = evaluate(tta_level=0).softmax(1).amax(1)
     # Halfway between the least and the most confident image, so that both branches are exercised
     # however sure the tiny trained network happens to be.
     threshold = float(confidence.min() + confidence.max()) / 2
     assert 0 < (confidence >= threshold).sum() < len(images)
-    logits = predict(network, images, batch_size=1000, dtype=torch.float32, channels_last=True,
-                     autocast=nullcontext, tta_level=2, tta_confidence=threshold)
+    logits = evaluate(tta_level=2, tta_confidence=threshold)
     classifier = ImageClassifier(network, 2, threshold, channels_last=True).eval()
     with torch.no_grad():
         traced = torch.jit.trace(classifier, torch.from_numpy(nhwc(images[:4])))
