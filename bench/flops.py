@@ -6,8 +6,9 @@ Counted, not estimated: torch.utils.flop_counter.FlopCounterMode records the for
 backward pass of one training step (matrix products and convolutions, a multiply-add counted as
 2 FLOPs, as the public records count) for each kind of step the run takes (full or low
 resolution; whitening bias trained or frozen), on meta tensors, so only shapes are worked out and
-nothing is computed. That times the number of such steps is the run's training work. Not
-included: the optimiser's own arithmetic (Muon's Newton-Schulz iterations), elementwise work
+nothing is computed. That times the number of such steps is the run's training work, plus, with
+`bn_calibration_images`, the forward passes that re-estimate BatchNorm's statistics after the last
+step (counted per image like an evaluation pass). Not included: the optimiser's own arithmetic (Muon's Newton-Schulz iterations), elementwise work
 (BatchNorm, activations, the loss: torch counts none of it), the whitening initialisation, and
 evaluation (`eval_gflops_max` gives the test-set TTA pass separately, as if every image took
 every view).
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from model.registry import build_model
+from train.calibrate import calibrated_images
 from train.config import TrainConfig
 
 REFERENCE_FLOPS = 354e12  # fast, 10 epochs, batch 2000 on 50,000 images: 250 steps x 2000 x 0.708 GFLOP
@@ -45,8 +47,9 @@ TRAIN_IMAGES = 50_000
 TEST_IMAGES = 10_000
 TTA_VIEWS = {0: 1, 1: 2, 2: 6}  # forward passes per test image at each TTA level
 COUNTED = ("forward + backward FLOPs counted by torch.utils.flop_counter.FlopCounterMode on one training "
-           "step of each kind x steps (matmul and convolution; multiply-add = 2); excludes optimiser "
-           "arithmetic, elementwise ops, whitening init and evaluation")
+           "step of each kind x steps (matmul and convolution; multiply-add = 2), plus the forward passes "
+           "of any BatchNorm calibration; excludes optimiser arithmetic, elementwise ops, whitening init "
+           "and evaluation")
 
 
 def step_kinds(config: TrainConfig, train_images: int) -> tuple[Counter, int, int]:
@@ -88,11 +91,14 @@ def forward_flops_per_image(config: TrainConfig) -> float:
 
 
 def training_flops(config: TrainConfig) -> tuple[int, int, int]:
-    """Forward + backward FLOPs of the whole run, its steps and its batch size."""
+    """FLOPs of the whole run (forward + backward of every step, and the calibration's forward
+    passes), its steps and its batch size."""
     train_images = config.train_size or TRAIN_IMAGES - config.val_size
     kinds, _, batch = step_kinds(config, train_images)
     total = sum(count * step_flops(config, batch, side, whiten) for (side, whiten), count in kinds.items())
-    return total, sum(kinds.values()), batch
+    calibrated = calibrated_images(min(config.bn_calibration_images, train_images), batch)
+    calibration = round(forward_flops_per_image(config) * calibrated)
+    return total + calibration, sum(kinds.values()), batch
 
 
 @functools.cache

@@ -154,6 +154,45 @@ def test_recipe_switches_train_and_resume_exactly(tiny_data, tmp_path: Path):
     assert read_checkpoint(list_checkpoints(tmp_path / "resumed")[0])["lookahead"] is not None
 
 
+def test_batchnorm_calibration_averages_whole_batches_and_touches_no_weight():
+    from contextlib import nullcontext
+
+    from data.normalization import normalize
+    from train.calibrate import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    conv, norm = torch.nn.Conv2d(3, 4, 3, bias=False), torch.nn.BatchNorm2d(4, momentum=0.4)
+    model = torch.nn.Sequential(conv, norm).eval()
+    images = torch.randint(0, 256, (70, 3, 8, 8), dtype=torch.uint8)
+    filters = conv.weight.clone()
+    batches = recalibrate_batchnorm(model, images, batch_size=32, dtype=torch.float32, channels_last=False,
+                                    autocast=nullcontext)
+    assert batches == 2  # the last 6 images make no whole batch, so they are left out
+    with torch.no_grad():
+        outputs = [conv(normalize(images[i:i + 32], torch.float32)) for i in (0, 32)]
+    mean = torch.stack([o.mean((0, 2, 3)) for o in outputs]).mean(0)
+    variance = torch.stack([o.var((0, 2, 3), unbiased=True) for o in outputs]).mean(0)
+    torch.testing.assert_close(norm.running_mean, mean)
+    torch.testing.assert_close(norm.running_var, variance)
+    assert torch.equal(conv.weight, filters) and norm.momentum == 0.4 and not model.training
+
+
+def test_batchnorm_calibration_changes_only_the_statistics_evaluation_uses(tiny_data, tmp_path: Path):
+    plain = train(tiny_config(), data=tiny_data, run_dir=tmp_path / "plain")
+    calibrated = train(tiny_config(bn_calibration_images=64, bn_momentum=0.9), data=tiny_data,
+                       run_dir=tmp_path / "calibrated")
+    assert [h.train_loss for h in plain.history] == [h.train_loss for h in calibrated.history]
+    ours, theirs = weights(tmp_path / "plain"), weights(tmp_path / "calibrated")
+    statistics = {name for name in ours if "running_" in name}
+    assert statistics and all(torch.equal(ours[n], theirs[n]) for n in ours.keys() - statistics
+                              if "num_batches" not in n)
+    assert all(not torch.equal(ours[n], theirs[n]) for n in statistics)
+    # Calibrated statistics do not depend on the momentum the running ones were kept with.
+    again = train(tiny_config(bn_calibration_images=64), data=tiny_data, run_dir=tmp_path / "again")
+    assert all(torch.equal(theirs[n], weights(tmp_path / "again")[n]) for n in statistics)
+    assert again.test_acc == calibrated.test_acc
+
+
 def test_network_options_reach_the_layers():
     from model.registry import build_model
 

@@ -81,6 +81,9 @@ class TrainConfig(BaseModel):
     activation: Literal["gelu", "silu", "relu"] = Field("gelu", description="the network's nonlinearity")
     bn_momentum: float = Field(0.4, gt=0, le=1, description="BatchNorm running statistics: weight of each new "
                                                            "batch (torch's convention)")
+    bn_calibration_images: int = Field(0, ge=0, description="after the last step, BatchNorm's running statistics "
+                                                            "become a plain average over this many training "
+                                                            "images (forward passes only); 0: keep the running ones")
     lookahead_every: int = Field(0, ge=0, description="every this many steps pull the weights towards their "
                                                      "running average (lookahead); 0 disables")
     lookahead_decay: float = Field(0.95, ge=0, lt=1, description="per-step decay of the lookahead average, "

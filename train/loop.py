@@ -24,6 +24,7 @@ from data.loader import AugmentSpec, DeviceLoader
 from data.normalization import denormalize, normalize
 from model.layers import count_parameters
 from model.registry import build_model
+from train.calibrate import recalibrate_batchnorm
 from train.checkpoint import (CheckpointMismatch, CheckpointUnusable, checkpoint_path, list_checkpoints,
                               read_checkpoint, write_checkpoint)
 from train.config import TrainConfig
@@ -239,8 +240,13 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None, *, data: Cifar10
             if hooks.should_stop():
                 stop_reason = "preempted"
                 break
-        if lookahead is not None and stop_reason is None and progress.global_step >= total_steps:
-            lookahead.finish()  # the run ends on the average
+        if stop_reason is None and progress.global_step >= total_steps:
+            if lookahead is not None:
+                lookahead.finish()  # the run ends on the average
+            if config.bn_calibration_images:  # on the final weights, so after the lookahead's average
+                recalibrate_batchnorm(model, loader.images[:config.bn_calibration_images],
+                                      batch_size=config.batch_size, dtype=dtype,
+                                      channels_last=config.channels_last, autocast=autocast)
         progress.loss_sum += loss_sum.item()
         progress.correct += int(correct.item())
         progress.epoch_seconds += time.perf_counter() - epoch_start
