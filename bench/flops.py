@@ -8,10 +8,10 @@ backward pass of one training step (matrix products and convolutions, a multiply
 resolution; whitening bias trained or frozen), on meta tensors, so only shapes are worked out and
 nothing is computed. That times the number of such steps is the run's training work, plus, with
 `bn_calibration_images`, the forward passes that re-estimate BatchNorm's statistics after the last
-step (counted per image like an evaluation pass). Not included: the optimiser's own arithmetic (Muon's Newton-Schulz iterations), elementwise work
-(BatchNorm, activations, the loss: torch counts none of it), the whitening initialisation, and
-evaluation (`eval_gflops_max` gives the test-set TTA pass separately, as if every image took
-every view).
+step (counted per image like an evaluation pass). Not included: the optimiser's own arithmetic
+(Muon's Newton-Schulz iterations), elementwise work (BatchNorm, activations, the loss: torch counts
+none of it), the whitening initialisation, and evaluation (`eval_gflops_max` gives the test-set
+TTA pass separately, as if every image took every view).
 
 Runs train on all 50,000 images (val_size=0) unless `--set` says otherwise, as bench.gpu does.
 Two ratios: `ratio_to_354_tflop` against the 354 TFLOP quoted for `fast`'s earlier recipe to 94%

@@ -24,6 +24,7 @@ METRIC_GOALS = {"train_loss": "minimize", "train_acc": "maximize", "val_loss": "
 # other kernels); and "auto" resolves per device, so a preempted run must be able to resume on
 # a box that resolves it differently. The loop notes when a resumed run's precision changed.
 # muon_ns_precision likewise (the arithmetic of Muon's Newton-Schulz iteration).
+# bn_calibration_images stays pinned: the last checkpoint holds the statistics it calibrated.
 RESUME_FREE_KEYS = frozenset({"eval_batch_size", "tta", "tta_confidence", "precision", "muon_ns_precision",
                               "compile", "channels_last", "max_params"})
 
