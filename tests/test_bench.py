@@ -40,6 +40,11 @@ def test_flops_are_counted_without_training_and_today_is_the_reference(tmp_path)
     [ours] = [json.loads(line) for line in recipe.read_text().splitlines()]
     assert (ours["epochs"], ours["batch_size"], ours["steps"]) == (7.5, 750, 495)
     assert ours["ratio_to_354_tflop"] <= 0.75
+    # BatchNorm calibration adds one forward pass per image it uses: 13 whole batches of 750.
+    calibrated = TrainConfig.resolve({"model": "fast", "val_size": 0, "bn_calibration_images": 10_000})
+    plain = calibrated.changed(bn_calibration_images=0)
+    extra = flops.training_flops(calibrated)[0] - flops.training_flops(plain)[0]
+    assert extra == pytest.approx(9_750 * flops.forward_flops_per_image(plain), rel=1e-9)
     # Counting shapes on meta tensors gives what counting a real step on real tensors gives.
     config = TrainConfig.resolve({"model": "fast"})
     assert flops.step_flops(config, 4, 32, True) / 4 / 1e9 == pytest.approx(
