@@ -96,9 +96,9 @@ def training_flops(config: TrainConfig) -> tuple[int, int, int]:
     train_images = config.train_size or TRAIN_IMAGES - config.val_size
     kinds, _, batch = step_kinds(config, train_images)
     total = sum(count * step_flops(config, batch, side, whiten) for (side, whiten), count in kinds.items())
-    calibrated = calibrated_images(min(config.bn_calibration_images, train_images), batch)
-    calibration = round(forward_flops_per_image(config) * calibrated)
-    return total + calibration, sum(kinds.values()), batch
+    if calibrated := calibrated_images(min(config.bn_calibration_images, train_images), batch):
+        total += round(forward_flops_per_image(config) * calibrated)  # counted only when the run calibrates
+    return total, sum(kinds.values()), batch
 
 
 @functools.cache
