@@ -61,11 +61,13 @@ AIRBENCH_RECIPE = {
 # per-image rates (0.053 x 750 / 0.147 and 0.67 x 750 / 0.147, rounded as they were run) and the
 # weight decay per image; BatchNorm's running statistics keep batch 2,000's horizon in images
 # (momentum 1 - 0.6^(750/2000) = 0.17), chosen on four validation seeds (93.365 against 93.27 at 0.4,
-# on identical weights: the momentum does not enter training). 93.71 / 93.93 / 93.98 / 93.86% TTA
-# on all 50,000 images (seeds 0-3), mean 93.87 (at 0.4: 93.96, reported only).
+# on identical weights: the momentum does not enter training). The whitening bias then trains for
+# 1.5 epochs instead of 3, chosen on four validation seeds (93.405 against 93.365). 93.87 / 93.86 /
+# 93.88 / 93.71% TTA on all 50,000 images (seeds 0-3), mean 93.83 (before it: 93.87, reported only).
 FAST_RECIPE = {
     **AIRBENCH_RECIPE, "batch_size": 750, "epochs": 7.5, "lr": 0.147,
     "bias_lr_scale": 270.4, "head_lr_scale": 3418.0, "weight_decay": 0.0015, "bn_momentum": 0.17,
+    "whiten_bias_epochs": 1.5,
 }
 
 
