@@ -27,8 +27,10 @@ def test_flops_are_counted_without_training_and_today_is_the_reference(tmp_path)
     from train import TrainConfig
 
     out = tmp_path / "flops.jsonl"
-    # Today's recipe, as the reference pins it: batch 2,000, the whitening bias trained 3 epochs.
-    flops.main(["--model", "fast", "--epochs", "10", "7.5", "--set", "batch_size=2000", "--set", "whiten_bias_epochs=3",
+    # Today's recipe in every key the reference pins (bench.flops sets model, val_size; --epochs the rest).
+    pinned = [f"{key}={value}" for key, value in flops.REFERENCE_RECIPE.items()
+              if key not in ("model", "epochs", "val_size", "train_size")]
+    flops.main(["--model", "fast", "--epochs", "10", "7.5", *[arg for kv in pinned for arg in ("--set", kv)],
                 "--out", str(out)])
     ten, short = [json.loads(line) for line in out.read_text().splitlines()]
     assert (ten["steps"], ten["images_processed"], ten["batch_size"]) == (250, 500_000, 2000)
