@@ -37,7 +37,7 @@ def test_agent_trains_each_config_into_store_status_and_wandb_offline_runs(tmp_p
     for run in report["runs"]:
         assert run["state"] == "finished" and run["epochs_done"] == 2
         assert 0.0 <= run["best_metric"] <= 1.0
-        assert run["config"]["model"] == "fast" and isinstance(run["config"]["batch_size"], int)
+        assert run["config"]["model"] == "fast-small" and isinstance(run["config"]["batch_size"], int)
 
     for run in SQLiteStore(home).list_runs(sweep_id):
         folder = Path(run.run_dir)

@@ -21,7 +21,7 @@ from train import (CheckpointMismatch, CheckpointWriteError, TrainConfig, TrainH
                    prune_checkpoints, train)
 from train.checkpoint import MAGIC, checkpoint_path, read_checkpoint, write_checkpoint
 
-TINY = dict(model="fast", train_size=64, batch_size=32, val_size=0, epochs=3, tta=0, precision="fp32")
+TINY = dict(model="fast-small", train_size=64, batch_size=32, val_size=0, epochs=3, tta=0, precision="fp32")
 
 
 def tiny_config(**overrides) -> TrainConfig:

@@ -15,13 +15,14 @@ from cli.main import app
 from data.cifar import load_cifar10
 from train import EPOCH_METRICS, ConfigError, TrainConfig, TrainHooks, list_checkpoints, train
 from train.checkpoint import read_checkpoint
+from model.registry import PAPER_RECIPE
 from train.loop import PREDICTIONS_NAME, SAMPLES_NAME
 
 TINY = dict(train_size=96, batch_size=32, val_size=40, epochs=2, tta=0, precision="fp32")
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    return TrainConfig.resolve({"model": "fast", **TINY, **overrides})
+    return TrainConfig.resolve({"model": "fast-small", **TINY, **overrides})
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_result_reports_every_metric_and_the_final_evaluation(tiny_data, tmp_pat
     assert result.true_counts == matrix.sum(1).tolist() and result.predicted_counts == matrix.sum(0).tolist()
     assert result.per_class_acc[0] == pytest.approx(matrix[0, 0].item() / max(1, matrix[0].sum().item()))
     assert result.test_acc == pytest.approx(matrix.diag().sum().item() / 40)
-    assert result.params == 1_971_352
+    assert result.params == 146_136
     for artifact in ("checkpoint-0001.pt", "checkpoint-0002.pt", PREDICTIONS_NAME, SAMPLES_NAME):
         assert (tmp_path / artifact).is_file()
     assert result.checkpoint == str(tmp_path / "checkpoint-0002.pt") and result.resumed_from is None
@@ -131,8 +132,9 @@ def test_resume_after_a_stop_between_epochs_matches_an_uninterrupted_run(tiny_da
 
 
 def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_data, tmp_path: Path):
-    # resnet9's recipe: SGD with momentum on a one-cycle schedule, whose state must resume too.
-    config = tiny_config(model="resnet9", train_size=96, epochs=2)  # 3 steps per epoch
+    # The paper's optimiser: SGD with momentum on a one-cycle schedule, whose state must resume too.
+    paper = {key: PAPER_RECIPE[key] for key in ("optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup")}
+    config = tiny_config(**paper, train_size=96, epochs=2)  # 3 steps per epoch
     train(config, data=tiny_data, run_dir=tmp_path / "straight")
     stopped = train(config, StopAtCall(5), data=tiny_data, run_dir=tmp_path / "resumed")
     assert stopped.status == "stopped" and stopped.stop_reason == "preempted" and len(stopped.history) == 1
@@ -229,13 +231,13 @@ def test_confident_tta_adds_views_only_where_the_plain_view_is_unsure():
 
 def test_a_diverging_run_raises_with_the_reason(tiny_data):
     with pytest.raises(FloatingPointError, match="train_loss is nan at epoch 1"):
-        train(tiny_config(model="resnet9", optimizer="sgd", lr=1e30, grad_clip=0.0, epochs=1), data=tiny_data)
+        train(tiny_config(optimizer="sgd", lr=1e30, grad_clip=0.0, epochs=1), data=tiny_data)
 
 
 def test_sweep_train_reports_a_diverging_run_in_one_line(tiny_data_dir: Path):
     sets = [f"{key}={value}" for key, value in {**TINY, "optimizer": "sgd", "lr": 1e30, "grad_clip": 0.0,
                                                   "epochs": 1}.items()]
-    args = ["train", "--model", "resnet9", "--data-dir", str(tiny_data_dir)]
+    args = ["train", "--model", "fast-small", "--data-dir", str(tiny_data_dir)]
     result = CliRunner().invoke(app, args + [arg for s in sets for arg in ("--set", s)])
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: train_loss is nan at epoch 1"
@@ -245,7 +247,7 @@ def test_sweep_train_reports_a_diverging_run_in_one_line(tiny_data_dir: Path):
                                                 ("adamw", "onecycle"), ("muon", "onecycle")])
 def test_each_optimizer_and_schedule_trains(optimizer, schedule, tiny_data):
     lr = 1e-3 if optimizer.startswith("adam") else 0.05
-    config = tiny_config(optimizer=optimizer, schedule=schedule, lr=lr, grad_clip=1.0, epochs=1, model="resnet9",
+    config = tiny_config(optimizer=optimizer, schedule=schedule, lr=lr, grad_clip=1.0, epochs=1,
                          label_smoothing=0.1, cutout=8, flip="random", train_size=64, val_size=0)
     result = train(config, data=tiny_data)
     assert math.isfinite(result.history[0].train_loss) and result.history[0].val_acc is None
@@ -268,7 +270,7 @@ def test_bf16_autocast_runs_on_cpu(tiny_data):
     ({"batch_size": "big"}, "batch_size: Input should be a valid integer"),
     ({"batch_size": 1.5}, "batch_size: Input should be a valid integer"),
     ({"flip": "sideways"}, "flip: Input should be 'none', 'random' or 'alternating'"),
-    ({"model": "vgg"}, "model: unknown model; known models: fast, fast-wide, resnet9"),
+    ({"model": "vgg"}, "model: unknown model; known models: fast, fast-small, fast-wide, resnet9"),
     ({"epochs": 0}, "epochs: Input should be greater than 0"),
     ({"low_res_size": 8}, "low_res_size: Input should be greater than or equal to 12"),
 ])
@@ -285,7 +287,7 @@ def test_recipes_fill_what_the_caller_leaves_out():
 
 def test_train_command_writes_json_and_a_summary(tiny_data_dir: Path, tmp_path: Path):
     out = tmp_path / "result.json"
-    args = ["train", "--model", "fast", "--epochs", "1", "--data-dir", str(tiny_data_dir), "--json-out", str(out)]
+    args = ["train", "--model", "fast-small", "--epochs", "1", "--data-dir", str(tiny_data_dir), "--json-out", str(out)]
     for key, value in TINY.items():
         if key != "epochs":
             args += ["--set", f"{key}={value}"]
