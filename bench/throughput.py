@@ -1,6 +1,6 @@
 """Training-step throughput of each network: our settings against plain fp32 eager PyTorch.
 
-    python -m bench.throughput [--models fast resnet9] [--batch-size 500] [--steps 4] [--peak]
+    python -m bench.throughput [--models fast resnet9] [--batch-size 500] [--steps 4] [--peak [--peak-size 2048]]
 
 Both variants run in one process, alternating rounds (A B A B ...) so drift in
 the machine's speed hits both alike. "ours" is the training step exactly as
@@ -127,13 +127,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default=None)
     parser.add_argument("--peak", action="store_true", help="first print the device's matrix-product rate")
+    parser.add_argument("--peak-size", type=int, default=PEAK_MATMUL_SIZE,
+                        help="side of the square matrices --peak multiplies (smaller: quicker, a lower rate)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     if args.peak:
         precision = resolve_precision("auto", device)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        print(json.dumps({"matmul": precision, "size": PEAK_MATMUL_SIZE, "device": str(device),
-                          "gflops_per_second": round(matmul_gflops_per_second(device, dtype), 1),
+        print(json.dumps({"matmul": precision, "size": args.peak_size, "device": str(device),
+                          "gflops_per_second": round(matmul_gflops_per_second(device, dtype, args.peak_size), 1),
                           "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
     for name in args.models:
         print(json.dumps(measure(name, args.batch_size, args.steps, args.rounds, device)), flush=True)

@@ -68,13 +68,13 @@ REPORT_SWEEP_CONFIG = {
         "lr": {"distribution": "log_uniform_values", "min": 0.01, "max": 0.5},
         "optimizer": {"values": ["sgd", "nesterov"]},
         "label_smoothing": {"values": [0.0, 0.2]},
-        "model": {"value": "fast"},
+        "model": {"value": "fast-small"},
     },
 }
 REPORT_RUN_CHOICES = [
-    {"lr": 0.24, "optimizer": "sgd", "label_smoothing": 0.2, "model": "fast"},
-    {"lr": 0.02, "optimizer": "nesterov", "label_smoothing": 0.0, "model": "fast"},
-    {"lr": 0.1, "optimizer": "nesterov", "label_smoothing": 0.2, "model": "fast"},
+    {"lr": 0.24, "optimizer": "sgd", "label_smoothing": 0.2, "model": "fast-small"},
+    {"lr": 0.02, "optimizer": "nesterov", "label_smoothing": 0.0, "model": "fast-small"},
+    {"lr": 0.1, "optimizer": "nesterov", "label_smoothing": 0.2, "model": "fast-small"},
 ]
 
 
@@ -130,10 +130,10 @@ def report_records(trained: list[dict], sweep_id: str = "swp1", extra_states: bo
     if extra_states:
         leader = runs[0].history[0] | {"val_acc": 0.99}
         runs.append(RunRecord(id="running1", sweep_id=sweep_id, state="running",
-                              config={"lr": 0.3, "optimizer": "sgd", "label_smoothing": 0.0, "model": "fast"},
+                              config={"lr": 0.3, "optimizer": "sgd", "label_smoothing": 0.0, "model": "fast-small"},
                               history=[leader], created_at=1020.0, started_at=1020.0))
         runs.append(RunRecord(id="failed1", sweep_id=sweep_id, state="failed",
-                              config={"lr": 0.4, "optimizer": "sgd", "label_smoothing": 0.0, "model": "fast"},
+                              config={"lr": 0.4, "optimizer": "sgd", "label_smoothing": 0.0, "model": "fast-small"},
                               history=[runs[0].history[0] | {"val_acc": 1.0}], failure="CUDA error",
                               created_at=1021.0))
     return sweep, runs

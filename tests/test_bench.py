@@ -11,9 +11,9 @@ from bench import throughput
 
 def test_throughput_prints_the_matmul_peak_then_one_line_per_network(capsys):
     throughput.main(["--models", "fast-small", "--batch-size", "8", "--steps", "1", "--rounds", "1", "--peak",
-                     "--device", "cpu"])
+                     "--peak-size", "512", "--device", "cpu"])
     peak, row = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert peak["gflops_per_second"] > 0 and peak["size"] == 2048
+    assert peak["gflops_per_second"] > 0 and peak["size"] == 512
     assert row["model"] == "fast-small" and row["speedup"] > 0
     # The printed fields are rounded (images/s and GFLOP/s to 0.1, GFLOP to 0.001), so their product
     # matches the achieved rate only within what that rounding allows, however slow the machine.
@@ -59,7 +59,8 @@ def test_gpu_bench_times_the_airbench_way_and_reports_the_work(tiny_data_dir, ca
     from bench import gpu
 
     gpu.main(["--data-dir", str(tiny_data_dir), "--device", "cpu", "--no-compile", "--seeds", "2", "--targets", "94",
-              "--set", "train_size=64", "--set", "batch_size=32", "--set", "epochs=1", "--set", "precision=fp32"])
+              "--set", "model=fast-small", "--set", "train_size=64", "--set", "batch_size=32", "--set", "epochs=1",
+              "--set", "precision=fp32"])
     header, *runs, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert "whitening init + training + TTA evaluation" in header["timing"]
     assert "excludes one warm-up run and per-epoch evaluation" in header["timing"]
@@ -67,7 +68,8 @@ def test_gpu_bench_times_the_airbench_way_and_reports_the_work(tiny_data_dir, ca
     for run in runs:
         assert run["timed_seconds"] == pytest.approx(run["train_seconds"] + run["tta_eval_seconds"], abs=2e-3)
         assert run["tta_eval_seconds"] > 0 and run["gflops_per_image"] > 0
-        assert (run["config"]["batch_size"], run["config"]["seed"], run["config"]["epochs"]) == (32, run["seed"], 1)
+        assert (run["config"]["model"], run["config"]["batch_size"], run["config"]["seed"], run["config"]["epochs"]) == (
+            "fast-small", 32, run["seed"], 1)
     assert runs[0]["train_flops"] == pytest.approx(2 * 32 * runs[0]["gflops_per_image"] * 1e9, rel=1e-3)
     assert summary["seeds"] == 2 and summary["reached"] is False and summary["time_to_target_seconds"] is None
     assert summary["mean_timed_seconds"] == pytest.approx(sum(r["timed_seconds"] for r in runs) / 2, abs=2e-3)
