@@ -13,8 +13,10 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
 
+# Three workers on two cores, as most tests spend their time waiting on agents, leases and servers;
+# loadfile keeps each test file on one worker, so a module's costly fixture is built once.
 test: $(STAMP) system-packages
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 venv: $(STAMP)
 

@@ -21,9 +21,6 @@ from train import (CheckpointMismatch, CheckpointWriteError, TrainConfig, TrainH
                    prune_checkpoints, train)
 from train.checkpoint import MAGIC, checkpoint_path, read_checkpoint, write_checkpoint
 
-# One xdist worker runs this module, so that the uninterrupted run is built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("checkpoints")
-
 TINY = dict(model="fast-small", train_size=64, batch_size=32, val_size=0, epochs=3, tta=0, precision="fp32")
 
 

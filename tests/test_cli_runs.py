@@ -12,9 +12,6 @@ import pytest
 from agent_helpers import cli, created_id, start_agent, tiny_sweep
 from conftest import write_tiny_cifar
 
-# One xdist worker runs this module, so that the drained sweep is built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("cli-runs")
-
 
 SWEEP_ENV = ("SWEEP_HOME", "SWEEP_STORE", "SWEEP_TRAIN_FN", "WANDB_DIR", "WANDB_API_KEY")  # settings a test must not inherit
 

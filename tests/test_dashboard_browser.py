@@ -20,9 +20,6 @@ import pytest
 from dashboard_helpers import ROOT, ServerThread, writer_command
 from dashboard_runs import SWEEP_CONFIG, add_run, open_store
 
-# One xdist worker runs this module, so that the server and browser is built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("dashboard-browser")
-
 CHROMIUM = Path("/usr/bin/chromium")
 PAGE_TIMEOUT_MS = 90_000  # first paint of a page on a loaded two-core box; the live update has its own 5 s
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'

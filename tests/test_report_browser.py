@@ -23,11 +23,7 @@ from PIL import Image
 from report.build import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# One xdist worker runs this module, so that the session's trained report runs is built once, not once per worker.
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"),
-    pytest.mark.xdist_group("report-runs"),
-]
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 WIDTH = 1400

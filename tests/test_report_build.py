@@ -12,9 +12,6 @@ from report.artifacts import confusion_counts
 from report.build import build_report, written_files
 from report.errors import ReportError
 
-# One xdist worker runs this module, so that the session's trained report runs is built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("report-runs")
-
 FIGURES = ["accuracy", "loss", "confusion_matrix", "class_distribution", "augmented_samples",
            "parallel_coordinates", "parameter_importance", "metric_vs_parameters"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -12,9 +12,6 @@ from cli.main import app
 from conftest import write_tiny_cifar
 from sweep_cli import require_command
 
-# One xdist worker runs this module, so that the drained sweep is built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("report-cli")
-
 TINY_SWEEP = """\
 method: grid
 metric: {name: val_acc, goal: maximize}

@@ -13,9 +13,6 @@ from report.build import build_report
 from report.errors import ReportError
 from report.wandb_source import WandbSource
 
-# One xdist worker runs this module, so that the session's trained report runs is built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("report-runs")
-
 PATH = "team/cifar/abc123"
 CONFUSION_KEY = "test/confusion_matrix_table"
 

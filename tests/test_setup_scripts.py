@@ -37,7 +37,8 @@ def position(lines: list[str], pattern: str) -> int:
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-@pytest.mark.parametrize("target,last", [("demo", r"scripts/demo\.sh$"), ("test", r"-m pytest -n 2$")])
+@pytest.mark.parametrize("target,last", [("demo", r"scripts/demo\.sh$"),
+                                         ("test", r"-m pytest -n 3 --dist loadfile$")])
 def test_make_sets_up_the_venv_torch_first_then_runs(target, last):
     lines = dry_make(target)
     venv = position(lines, r"-m venv \.venv")
@@ -49,7 +50,7 @@ def test_make_sets_up_the_venv_torch_first_then_runs(target, last):
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_test_installs_system_packages_before_the_suite():
     lines = dry_make("test")
-    assert position(lines, r"scripts/ensure-system-packages\.sh") < position(lines, r"-m pytest -n 2$")
+    assert position(lines, r"scripts/ensure-system-packages\.sh") < position(lines, r"-m pytest -n 3 --dist loadfile$")
 
 
 def test_ci_runs_the_readme_test_command_and_nothing_else():

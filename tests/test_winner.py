@@ -31,9 +31,6 @@ from winner.export import METADATA_FILE, ImageClassifier, export_model
 from winner.predict import load_predictor, predict_paths, read_image
 from winner.source import load_network, source_from_path
 
-# One xdist worker runs this module, so that the trained and exported network is built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("winner")
-
 # Learns the tiny task well above chance (tests/test_train.py); TTA level 2 so the exported files
 # must carry the mirror+translate views inside them.
 TINY = dict(model="fast-small", batch_size=32, val_size=40, epochs=4, tta=2, precision="fp32")
