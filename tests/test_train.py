@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from data.cifar import load_cifar10
+from model.registry import PAPER_RECIPE
 from train import EPOCH_METRICS, ConfigError, TrainConfig, TrainHooks, list_checkpoints, train
 from train.checkpoint import read_checkpoint
-from model.registry import PAPER_RECIPE
 from train.loop import PREDICTIONS_NAME, SAMPLES_NAME
 
 TINY = dict(train_size=96, batch_size=32, val_size=40, epochs=2, tta=0, precision="fp32")
