@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from conftest import PLUMBING_MODEL
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 
-# Trains in about a second on conftest's tiny CIFAR-10: the small network, as these tests check the plumbing
-# around training, not what a network learns.
-TINY = {"model": "fast-small", "train_size": 64, "batch_size": 32, "val_size": 20, "tta": 0, "precision": "fp32"}
+# Trains in about a second on conftest's tiny CIFAR-10.
+TINY = {"model": PLUMBING_MODEL, "train_size": 64, "batch_size": 32, "val_size": 20, "tta": 0, "precision": "fp32"}
 
 
 def tiny_sweep(folder: Path, values: dict[str, list[Any]], epochs: int = 2, **extra: Any) -> Path:

@@ -13,6 +13,9 @@ REAL_DATA = Path(os.environ.get("SWEEP_REAL_DATA", Path(__file__).resolve().pare
 # One distinct colour per class (RGB), far apart so a few steps can separate them.
 PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
                     [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 0], [0, 0, 128]], dtype=np.float64)
+# The network of every test that checks what happens around training (agents, stores, reports,
+# checkpoints, export) rather than what a network learns: the fast net's code at 1/7 of its work.
+PLUMBING_MODEL = "fast-small"
 CLASSES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 
 
@@ -68,13 +71,13 @@ REPORT_SWEEP_CONFIG = {
         "lr": {"distribution": "log_uniform_values", "min": 0.01, "max": 0.5},
         "optimizer": {"values": ["sgd", "nesterov"]},
         "label_smoothing": {"values": [0.0, 0.2]},
-        "model": {"value": "fast-small"},
+        "model": {"value": PLUMBING_MODEL},
     },
 }
 REPORT_RUN_CHOICES = [
-    {"lr": 0.24, "optimizer": "sgd", "label_smoothing": 0.2, "model": "fast-small"},
-    {"lr": 0.02, "optimizer": "nesterov", "label_smoothing": 0.0, "model": "fast-small"},
-    {"lr": 0.1, "optimizer": "nesterov", "label_smoothing": 0.2, "model": "fast-small"},
+    {"lr": 0.24, "optimizer": "sgd", "label_smoothing": 0.2, "model": PLUMBING_MODEL},
+    {"lr": 0.02, "optimizer": "nesterov", "label_smoothing": 0.0, "model": PLUMBING_MODEL},
+    {"lr": 0.1, "optimizer": "nesterov", "label_smoothing": 0.2, "model": PLUMBING_MODEL},
 ]
 
 
@@ -130,10 +133,10 @@ def report_records(trained: list[dict], sweep_id: str = "swp1", extra_states: bo
     if extra_states:
         leader = runs[0].history[0] | {"val_acc": 0.99}
         runs.append(RunRecord(id="running1", sweep_id=sweep_id, state="running",
-                              config={"lr": 0.3, "optimizer": "sgd", "label_smoothing": 0.0, "model": "fast-small"},
+                              config={"lr": 0.3, "optimizer": "sgd", "label_smoothing": 0.0, "model": PLUMBING_MODEL},
                               history=[leader], created_at=1020.0, started_at=1020.0))
         runs.append(RunRecord(id="failed1", sweep_id=sweep_id, state="failed",
-                              config={"lr": 0.4, "optimizer": "sgd", "label_smoothing": 0.0, "model": "fast-small"},
+                              config={"lr": 0.4, "optimizer": "sgd", "label_smoothing": 0.0, "model": PLUMBING_MODEL},
                               history=[runs[0].history[0] | {"val_acc": 1.0}], failure="CUDA error",
                               created_at=1021.0))
     return sweep, runs

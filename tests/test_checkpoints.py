@@ -16,12 +16,13 @@ import torch
 from typer.testing import CliRunner
 
 from cli.main import app
+from conftest import PLUMBING_MODEL
 from data.cifar import load_cifar10
 from train import (CheckpointMismatch, CheckpointWriteError, TrainConfig, TrainHooks, list_checkpoints,
                    prune_checkpoints, train)
 from train.checkpoint import MAGIC, checkpoint_path, read_checkpoint, write_checkpoint
 
-TINY = dict(model="fast-small", train_size=64, batch_size=32, val_size=0, epochs=3, tta=0, precision="fp32")
+TINY = dict(model=PLUMBING_MODEL, train_size=64, batch_size=32, val_size=0, epochs=3, tta=0, precision="fp32")
 
 
 def tiny_config(**overrides) -> TrainConfig:

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = [ROOT / "scripts" / "demo.sh", ROOT / "scripts" / "ensure-system-packages.sh", ROOT / ".ci" / "run",
            ROOT / "docker" / "slurm" / "agent.sbatch"]
 BASH = shutil.which("bash")
+SUITE_COMMAND = r"-m pytest -n 3 --dist loadfile$"  # the last line `make test` runs
 
 
 def dry_make(target: str) -> list[str]:
@@ -37,8 +38,7 @@ def position(lines: list[str], pattern: str) -> int:
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-@pytest.mark.parametrize("target,last", [("demo", r"scripts/demo\.sh$"),
-                                         ("test", r"-m pytest -n 3 --dist loadfile$")])
+@pytest.mark.parametrize("target,last", [("demo", r"scripts/demo\.sh$"), ("test", SUITE_COMMAND)])
 def test_make_sets_up_the_venv_torch_first_then_runs(target, last):
     lines = dry_make(target)
     venv = position(lines, r"-m venv \.venv")
@@ -50,7 +50,7 @@ def test_make_sets_up_the_venv_torch_first_then_runs(target, last):
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_test_installs_system_packages_before_the_suite():
     lines = dry_make("test")
-    assert position(lines, r"scripts/ensure-system-packages\.sh") < position(lines, r"-m pytest -n 3 --dist loadfile$")
+    assert position(lines, r"scripts/ensure-system-packages\.sh") < position(lines, SUITE_COMMAND)
 
 
 def test_ci_runs_the_readme_test_command_and_nothing_else():

@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from cli.main import app
+from conftest import PLUMBING_MODEL
 from data.cifar import load_cifar10
 from model.registry import PAPER_RECIPE
 from train import EPOCH_METRICS, ConfigError, TrainConfig, TrainHooks, list_checkpoints, train
@@ -22,7 +23,7 @@ TINY = dict(train_size=96, batch_size=32, val_size=40, epochs=2, tta=0, precisio
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    return TrainConfig.resolve({"model": "fast-small", **TINY, **overrides})
+    return TrainConfig.resolve({"model": PLUMBING_MODEL, **TINY, **overrides})
 
 
 @pytest.fixture
@@ -237,7 +238,7 @@ def test_a_diverging_run_raises_with_the_reason(tiny_data):
 def test_sweep_train_reports_a_diverging_run_in_one_line(tiny_data_dir: Path):
     sets = [f"{key}={value}" for key, value in {**TINY, "optimizer": "sgd", "lr": 1e30, "grad_clip": 0.0,
                                                   "epochs": 1}.items()]
-    args = ["train", "--model", "fast-small", "--data-dir", str(tiny_data_dir)]
+    args = ["train", "--model", PLUMBING_MODEL, "--data-dir", str(tiny_data_dir)]
     result = CliRunner().invoke(app, args + [arg for s in sets for arg in ("--set", s)])
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: train_loss is nan at epoch 1"
@@ -287,7 +288,7 @@ def test_recipes_fill_what_the_caller_leaves_out():
 
 def test_train_command_writes_json_and_a_summary(tiny_data_dir: Path, tmp_path: Path):
     out = tmp_path / "result.json"
-    args = ["train", "--model", "fast-small", "--epochs", "1", "--data-dir", str(tiny_data_dir), "--json-out", str(out)]
+    args = ["train", "--model", PLUMBING_MODEL, "--epochs", "1", "--data-dir", str(tiny_data_dir), "--json-out", str(out)]
     for key, value in TINY.items():
         if key != "epochs":
             args += ["--set", f"{key}={value}"]

@@ -18,7 +18,7 @@ import onnx
 import pytest
 import torch
 from agent_helpers import cli, created_id, tiny_sweep
-from conftest import write_tiny_cifar
+from conftest import PLUMBING_MODEL, write_tiny_cifar
 from PIL import Image
 
 from data.cifar import load_cifar10
@@ -33,7 +33,7 @@ from winner.source import load_network, source_from_path
 
 # Learns the tiny task well above chance (tests/test_train.py); TTA level 2 so the exported files
 # must carry the mirror+translate views inside them.
-TINY = dict(model="fast-small", batch_size=32, val_size=40, epochs=4, tta=2, precision="fp32")
+TINY = dict(model=PLUMBING_MODEL, batch_size=32, val_size=40, epochs=4, tta=2, precision="fp32")
 
 
 @pytest.fixture(scope="module")
