@@ -3,7 +3,10 @@
     python -m bench.accuracy --model fast --seeds 0 1 --set val_size=0 --out bench/results/fast.jsonl
 
 Each line: model, params, epochs, val/test accuracy, train and wall seconds,
-images/s, device, torch version, and the full config.
+images/s, device, torch version, and the full config. With --run-dir, each seed's
+checkpoints (the last one holds the final weights) and test predictions are kept in
+DIR/seed-N, so settings that act only after training (test-time augmentation, say) can
+later be compared on the very same weights (`python -m bench.tta`).
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ class PrintEpochs(TrainHooks):
               flush=True)
 
 
-def run_once(values: dict, data: Cifar10) -> dict:
+def run_once(values: dict, data: Cifar10, run_dir: Path | None = None) -> dict:
     config = TrainConfig.resolve(values)
     started = time.perf_counter()
-    result = train(config, PrintEpochs(), data=data)
+    result = train(config, PrintEpochs(), data=data, run_dir=run_dir)
     final = result.final
     return {
         "model": result.model, "params": result.params, "epochs": config.epochs, "seed": config.seed,
@@ -39,7 +42,7 @@ def run_once(values: dict, data: Cifar10) -> dict:
         "wall_seconds": round(time.perf_counter() - started, 2),
         "images_per_second": round(sum(h.images_per_second for h in result.history) / len(result.history), 1),
         "device": result.device, "precision": result.precision, "torch": torch.__version__,
-        "config": result.config,
+        "config": result.config, "checkpoint": result.checkpoint,
     }
 
 
@@ -50,12 +53,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here as well as to stdout")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="keep each seed's checkpoints and predictions in RUN_DIR/seed-N")
     args = parser.parse_args(argv)
 
     values = {"model": args.model, **parse_overrides(args.overrides)}
     data = load_cifar10(args.data_dir)
     for seed in args.seeds:
-        line = json.dumps(run_once({**values, "seed": seed}, data))
+        run_dir = args.run_dir / f"seed-{seed}" if args.run_dir else None
+        line = json.dumps(run_once({**values, "seed": seed}, data, run_dir))
         print(line, flush=True)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)

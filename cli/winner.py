@@ -21,8 +21,8 @@ def export(
     fmt: Annotated[Optional[str], typer.Option(
         "--format", help="torchscript or onnx (default: from --out's suffix, .pt or .onnx).")] = None,
     tta: Annotated[Optional[int], typer.Option(
-        help="Test-time augmentation inside the file: 0 none, 1 mirror, 2 mirror+translate "
-             "(default: the run's).")] = None,
+        help="Test-time augmentation inside the file: 0 none, 1 mirror, 2 mirror + two "
+             "one-pixel shifts, 3 mirror + four (default: the run's).")] = None,
     store: StoreOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,

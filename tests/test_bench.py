@@ -109,3 +109,25 @@ def test_grid_bench_stops_agents_at_the_deadline_and_says_what_is_left(tiny_data
     printed = capsys.readouterr().out
     assert "0 of 9 runs finished" in printed and "1 agent stopped at the deadline" in printed
     assert "finishes the rest" in printed
+
+
+def test_tta_levels_are_compared_on_the_weights_accuracy_kept(tiny_data_dir, tmp_path, capsys):
+    from bench import accuracy, tta
+
+    from conftest import PLUMBING_MODEL
+
+    trained = tmp_path / "trained.jsonl"
+    accuracy.main(["--model", PLUMBING_MODEL, "--seeds", "3", "--data-dir", str(tiny_data_dir), "--out", str(trained),
+                   "--run-dir", str(tmp_path / "runs"), "--set", "train_size=96", "--set", "val_size=64",
+                   "--set", "batch_size=32", "--set", "epochs=1", "--set", "precision=fp32"])
+    [run] = [json.loads(line) for line in trained.read_text().splitlines()]
+    assert run["checkpoint"] == str(tmp_path / "runs" / "seed-3" / "checkpoint-0001.pt")
+    capsys.readouterr()
+    tta.main([str(tmp_path / "runs" / "seed-3"), "--levels", "0", "2", "3", "--data-dir", str(tiny_data_dir)])
+    rows = {row["tta"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert [rows[level]["views"] for level in (0, 2, 3)] == [1, 6, 10]
+    assert all(row["seed"] == 3 and row["checkpoint"] == run["checkpoint"] for row in rows.values())
+    # The same weights and images as training's own evaluation, so the same numbers: the plain view on
+    # the run's validation images, and the run's TTA level on the test set.
+    assert rows[0]["val_acc"] == run["val_acc"] and rows[0]["test_acc"] == run["test_acc"]
+    assert rows[run["config"]["tta"]]["test_acc"] == run["test_acc_tta"]

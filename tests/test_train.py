@@ -230,6 +230,45 @@ def test_confident_tta_adds_views_only_where_the_plain_view_is_unsure():
     assert torch.allclose(mixed[unsure], full[unsure], atol=1e-5) and torch.equal(mixed[~unsure], plain[~unsure])
 
 
+class ViewRecorder(torch.nn.Module):
+    """Logits that name the call: the k-th forward pass returns one-hot k, so the TTA average
+    shows each view's weight; the views themselves are kept."""
+
+    def __init__(self):
+        super().__init__()
+        self.views: list[torch.Tensor] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.views.append(images.clone())
+        return torch.nn.functional.one_hot(torch.full((len(images),), len(self.views) - 1), 16).float()
+
+
+def _shift_of(view: torch.Tensor, image: torch.Tensor) -> tuple[int, int] | None:
+    """(down, right) pixels by which `view` shows `image` moved, judged away from the border."""
+    for down in (-1, 0, 1):
+        for right in (-1, 0, 1):
+            if torch.equal(view[..., 4:28, 4:28], image[..., 4 - down:28 - down, 4 - right:28 - right]):
+                return down, right
+    return None
+
+
+@pytest.mark.parametrize("level, shifts", [(2, {(1, 1), (-1, -1)}), (3, {(1, 1), (-1, -1), (1, -1), (-1, 1)})])
+def test_tta_levels_average_the_mirrored_diagonal_shifts_with_half_the_weight_on_the_image(level, shifts):
+    from train.evaluate import tta_logits
+
+    image = torch.randn(2, 3, 32, 32)
+    model = ViewRecorder()
+    weights = tta_logits(model, image, level)[0]
+    views = [(_shift_of(view, image), "plain") if _shift_of(view, image) else (_shift_of(view.flip(-1), image), "mirror")
+             for view in model.views]
+    assert views[:2] == [((0, 0), "plain"), ((0, 0), "mirror")]
+    assert {shift for shift, _ in views[2:]} == shifts and len(views) == 2 + 2 * len(shifts)
+    assert sorted(kind for _, kind in views[2:]) == ["mirror"] * len(shifts) + ["plain"] * len(shifts)
+    share = 0.5 / (2 * len(shifts))  # the shifted views split the other half evenly
+    assert weights[:len(views)].tolist() == pytest.approx([0.25, 0.25] + [share] * (2 * len(shifts)))
+    assert weights.sum().item() == pytest.approx(1.0)
+
+
 def test_a_diverging_run_raises_with_the_reason(tiny_data):
     with pytest.raises(FloatingPointError, match="train_loss is nan at epoch 1"):
         train(tiny_config(optimizer="sgd", lr=1e30, grad_clip=0.0, epochs=1), data=tiny_data)

@@ -75,7 +75,8 @@ class TrainConfig(BaseModel):
     low_res_epochs: int = Field(0, ge=0, description="epochs trained at low_res_size before full size")
     low_res_mode: Literal["crop", "resize"] = Field(
         "crop", description="low-resolution images: a random crop, or the whole image scaled down")
-    tta: Literal[0, 1, 2] = Field(2, description="test-time augmentation: 0 none, 1 mirror, 2 mirror+translate")
+    tta: Literal[0, 1, 2, 3] = Field(2, description="test-time augmentation: 0 none, 1 mirror, 2 mirror + two "
+                                                   "diagonal one-pixel shifts, 3 mirror + all four")
     tta_confidence: float = Field(1.0, gt=0, le=1, description="TTA only for images whose plain-view top "
                                                               "probability is below this; 1: every image")
     whiten_bias_epochs: float = Field(3.0, ge=0, description="epochs the whitening bias trains before freezing")

@@ -17,12 +17,18 @@ def _mirror_average(model: nn.Module, images: torch.Tensor, plain: torch.Tensor 
     return 0.5 * (plain + model(images.flip(-1)).float())
 
 
-def tta_logits(model: nn.Module, images: torch.Tensor, level: int, plain: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits averaged over views: 0 plain, 1 + mirror, 2 + mirror of 1-pixel translations.
+# Where each one-pixel shift's window starts (row, column) in the image padded by one pixel:
+# (0, 0) views it moved down-right by a pixel, (2, 2) up-left, (0, 2) down-left, (2, 0) up-right.
+SHIFT_WINDOWS: dict[int, tuple[tuple[int, int], ...]] = {2: ((0, 0), (2, 2)), 3: ((0, 0), (2, 2), (0, 2), (2, 0))}
+TTA_LEVELS = (0, 1, 2, 3)
 
-    Level 2 weighs the untranslated view 1/2 and the up-left and down-right
-    one-pixel shifts 1/4 each, every view also mirrored. `plain`: the plain view's
-    logits when already computed.
+
+def tta_logits(model: nn.Module, images: torch.Tensor, level: int, plain: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits averaged over views: 0 plain, 1 + mirror, 2 + mirror of two diagonal 1-pixel shifts,
+    3 + mirror of all four diagonal 1-pixel shifts.
+
+    From level 2 on, the unshifted pair weighs 1/2 and the shifted pairs share the other half
+    (1/4 each at level 2, 1/8 at level 3). `plain`: the plain view's logits when already computed.
     """
     if level == 0:
         return model(images).float() if plain is None else plain
@@ -31,10 +37,9 @@ def tta_logits(model: nn.Module, images: torch.Tensor, level: int, plain: torch.
         return logits
     padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
     height, width = images.shape[-2:]
-    up_left = padded[..., :height, :width]
-    down_right = padded[..., 2:, 2:]
-    shifted = 0.5 * (_mirror_average(model, up_left) + _mirror_average(model, down_right))
-    return 0.5 * logits + 0.5 * shifted
+    windows = SHIFT_WINDOWS[level]
+    shifted = sum(_mirror_average(model, padded[..., row:row + height, col:col + width]) for row, col in windows)
+    return 0.5 * logits + 0.5 * (shifted / len(windows))
 
 
 def confident_tta_logits(model: nn.Module, images: torch.Tensor, level: int, below: float) -> torch.Tensor:

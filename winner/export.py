@@ -42,7 +42,9 @@ ONNX_OPSET = 18
 CHECK_TOLERANCE = 1e-4  # largest difference allowed between the saved file's outputs and the network's
 TTA_VIEWS = {0: "the image only", 1: "the image and its mirror, averaged",
              2: "the image and its one-pixel up-left and down-right shifts (weights 1/2, 1/4, 1/4), each "
-                "averaged with its mirror"}
+                "averaged with its mirror",
+             3: "the image and its four diagonal one-pixel shifts (weights 1/2, then 1/8 each), each averaged "
+                "with its mirror"}
 
 
 class ImageClassifier(nn.Module):
@@ -85,7 +87,7 @@ def build_classifier(source: ModelSource, tta: int | None = None) -> tuple[Image
     network, config = load_network(source)
     level = config.tta if tta is None else tta
     if level not in TTA_VIEWS:
-        raise WinnerError(f"--tta {level}: must be 0, 1 or 2")
+        raise WinnerError(f"--tta {level}: must be one of {', '.join(map(str, TTA_VIEWS))}")
     classifier = ImageClassifier(network, level, config.tta_confidence, config.channels_last).eval()
     return classifier, describe(source, config.model_dump(), count_parameters(network), level)
 
