@@ -123,11 +123,12 @@ def test_tta_levels_are_compared_on_the_weights_accuracy_kept(tiny_data_dir, tmp
     [run] = [json.loads(line) for line in trained.read_text().splitlines()]
     assert run["checkpoint"] == str(tmp_path / "runs" / "seed-3" / "checkpoint-0001.pt")
     capsys.readouterr()
-    tta.main([str(tmp_path / "runs" / "seed-3"), "--levels", "0", "2", "3", "--data-dir", str(tiny_data_dir)])
+    tta.main([str(tmp_path / "runs" / "seed-3"), "--levels", "0", "1", "2", "3", "--data-dir", str(tiny_data_dir)])
     rows = {row["tta"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert [rows[level]["views"] for level in (0, 2, 3)] == [1, 6, 10]
+    assert [rows[level]["views"] for level in (0, 1, 2, 3)] == [1, 2, 6, 10]
     assert all(row["seed"] == 3 and row["checkpoint"] == run["checkpoint"] for row in rows.values())
-    # The same weights and images as training's own evaluation, so the same numbers: the plain view on
-    # the run's validation images, and the run's TTA level on the test set.
+    # The same weights and images as training's own evaluation, so the same numbers (views shared
+    # between levels included): the plain view on the run's validation images, and the run's TTA
+    # level on the test set.
     assert rows[0]["val_acc"] == run["val_acc"] and rows[0]["test_acc"] == run["test_acc"]
     assert rows[run["config"]["tta"]]["test_acc"] == run["test_acc_tta"]

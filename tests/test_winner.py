@@ -113,14 +113,14 @@ def test_confident_tta_inside_the_model_matches_training_evaluation(trained):
             assert (probabilities - logits.softmax(1)).abs().max() < 1e-5
 
 
-def test_the_four_shift_tta_exports_to_onnx_as_training_evaluates_it(trained, tmp_path):
+def test_the_four_shift_tta_exports_as_training_evaluates_it(trained, tmp_path):
     source = source_from_path(trained["run_dir"])
     network, config = load_network(source)
     images = trained["data"].test_images
     expected = predict(network, images, batch_size=1000, dtype=torch.float32, channels_last=config.channels_last,
                        autocast=nullcontext, tta_level=3).softmax(1)
     assert (expected - checkpoint_probabilities(trained)).abs().max() > 1e-6  # not the run's level-2 views
-    result = export_model(source, "onnx", tmp_path / "tta3.onnx", tta=3)
+    result = export_model(source, "torchscript", tmp_path / "tta3.pt", tta=3)
     assert result.metadata["tta"] == 3 and "four diagonal" in result.metadata["tta_views"]
     assert result.metadata["expected_test_acc"] is None  # the run measured level 2, not this one
     probabilities = load_predictor(result.path).probabilities(nhwc(images))
