@@ -12,13 +12,13 @@ later be compared on the very same weights (`python -m bench.tta`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from bench.jsonl import emit
 from data.cifar import Cifar10, load_cifar10
 from train import EpochEnd, TrainConfig, TrainHooks, train
 from train.overrides import parse_overrides
@@ -61,12 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_cifar10(args.data_dir)
     for seed in args.seeds:
         run_dir = args.run_dir / f"seed-{seed}" if args.run_dir else None
-        line = json.dumps(run_once({**values, "seed": seed}, data, run_dir))
-        print(line, flush=True)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with args.out.open("a") as handle:
-                handle.write(line + "\n")
+        emit(run_once({**values, "seed": seed}, data, run_dir), args.out)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.jsonl import append_lines
 from bench.fake_train import WORK_MS_ENV
 
 
@@ -164,9 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result) if args.json else report_line(result))
         for error in result["errors"]:
             print(f"agent error: {error}", file=sys.stderr)
-        if args.out is not None:
-            with args.out.open("a") as out:
-                out.write(json.dumps(result) + "\n")
+        append_lines(args.out, json.dumps(result))
     sys.exit(0 if all(passed(result) for result in results) else 1)
 
 

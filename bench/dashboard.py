@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.jsonl import append_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "dashboard.jsonl"
 CHROMIUM = "/usr/bin/chromium"
@@ -268,9 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     result["targets_met"] = met
     print(f"live update, server time ({len(samples)} updates, {args.writers} writers, {written} epochs written): "
           + json.dumps(update), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a") as handle:
-        handle.write(json.dumps(result) + "\n")
+    append_lines(args.out, json.dumps(result))
     print(f"targets (page < {PAGE_TARGET_MS:.0f} ms, update < {UPDATE_TARGET_MS:.0f} ms): "
           f"{'met' if met else 'MISSED'}; appended to {args.out}")
     return 0 if met else 1

@@ -27,6 +27,7 @@ import onnxruntime
 import torch
 from PIL import Image
 
+from bench import jsonl
 from data.cifar import load_cifar10
 from winner.export import export_model
 from winner.predict import classify, load_predictor
@@ -90,12 +91,7 @@ def main(argv: list[str] | None = None) -> None:
               "cpu": platform.processor() or platform.machine()}
 
     def emit(record: dict[str, Any]) -> None:
-        line = json.dumps({**common, **record})
-        print(line, flush=True)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with args.out.open("a") as handle:
-                handle.write(line + "\n")
+        jsonl.emit({**common, **record}, args.out)
 
     run_tta = int(source.config.get("tta", 0))
     levels = [run_tta] + ([0] if run_tta else [])

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.jsonl import emit
 from model.registry import build_model
 from train.calibrate import calibrated_images
 from train.config import TrainConfig
@@ -139,12 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     base = {"model": args.model, "val_size": 0, **overrides}
     for epochs in args.epochs or [None]:
         config = TrainConfig.resolve(base if epochs is None else {**base, "epochs": epochs})
-        line = json.dumps({**count_training_flops(config), "overrides": overrides})
-        print(line, flush=True)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with args.out.open("a") as handle:
-                handle.write(line + "\n")
+        emit({**count_training_flops(config), "overrides": overrides}, args.out)
 
 
 if __name__ == "__main__":

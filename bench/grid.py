@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bench.jsonl import append_lines
 from cli.polish import plural
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,10 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     finished = [row for row in rows if row.state == "finished"]
     for row in rows:
         print(row.model_dump_json(), flush=True)
-    if args.out is not None and rows:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("a") as handle:
-            handle.writelines(row.model_dump_json() + "\n" for row in rows)
+    append_lines(args.out, *(row.model_dump_json() for row in rows))
     print(markdown(rows))
     at_deadline = f"; {plural(stopped, 'agent')} stopped at the deadline" if stopped else ""
     print(f"\n{len(finished)} of {total or len(rows)} runs finished in {seconds:.0f} s with "

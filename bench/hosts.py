@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.jsonl import append_lines
 from bench.claims import grid_config
 from bench.fake_train import WORK_MS_ENV
 from bench.postgres_server import PostgresServer
@@ -224,9 +225,7 @@ def finish(result: dict[str, Any], summary: str, out: Path | None, ok: bool) -> 
     line appended to `out`, and exit code 0 only when every check passed."""
     print(json.dumps(result))
     print(summary, file=sys.stderr)
-    if out is not None:
-        with out.open("a") as handle:
-            handle.write(json.dumps(result) + "\n")
+    append_lines(out, json.dumps(result))
     sys.exit(0 if ok else 1)
 
 

@@ -14,13 +14,13 @@ One JSON line per run and level.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from bench.jsonl import emit
 from data.cifar import load_cifar10, split_train_val
 from data.loader import eval_batches
 from train.evaluate import SHIFT_WINDOWS, TTA_LEVELS, loss_and_accuracy, tta_logits
@@ -109,12 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_cifar10(args.data_dir)
     for run_dir in args.run_dirs:
         for row in compare(run_dir, args.levels, data, args.splits):
-            line = json.dumps(row)
-            print(line, flush=True)
-            if args.out:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                with args.out.open("a") as handle:
-                    handle.write(line + "\n")
+            emit(row, args.out)
 
 
 if __name__ == "__main__":
