@@ -293,7 +293,7 @@ def invalid_draw_chance(name: str, spec: dict[str, Any]) -> float:
     choices = [c for c in get_args(field.annotation) if isinstance(c, (int, float))] \
         if get_origin(field.annotation) is Literal else []
     if choices and q:
-        # Literal[0, 1, 2]: the chance of rounding onto one of them is the mass of its rounding interval.
+        # A Literal such as tta's: the chance of rounding onto one of them is the mass of its rounding interval.
         inside = sum(law.cdf((c / q + 0.5) * q) - law.cdf((c / q - 0.5) * q) for c in choices if c / q == round(c / q))
         return float(min(max(1.0 - inside, 0.0), 1.0))
     if choices:

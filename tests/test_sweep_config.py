@@ -257,9 +257,9 @@ CHANCES = {
     # log_normal is always positive, but momentum must stay below 1
     "log_normal momentum": ("momentum", {"distribution": "log_normal", "mu": -0.1, "sigma": 0.1},
                             lambda s: s.lognorm(s=0.1, scale=np.exp(-0.1)).sf(1.0)),
-    # a Literal[0, 1, 2] key: the draw must round onto one of them
+    # a Literal[0, 1, 2, 3] key: the draw must round onto one of them
     "q_normal tta": ("tta", {"distribution": "q_normal", "mu": 1, "sigma": 0.6, "q": 1},
-                     lambda s: 1 - (s.norm(1, 0.6).cdf(2.5) - s.norm(1, 0.6).cdf(-0.5))),
+                     lambda s: 1 - (s.norm(1, 0.6).cdf(3.5) - s.norm(1, 0.6).cdf(-0.5))),
 }
 
 
