@@ -42,7 +42,7 @@ def run_once(values: dict, data: Cifar10, run_dir: Path | None = None) -> dict:
         "wall_seconds": round(time.perf_counter() - started, 2),
         "images_per_second": round(sum(h.images_per_second for h in result.history) / len(result.history), 1),
         "device": result.device, "precision": result.precision, "torch": torch.__version__,
-        "config": result.config, "checkpoint": result.checkpoint,
+        "config": result.config, "checkpoint": result.checkpoint, "resumed_from": result.resumed_from,
     }
 
 

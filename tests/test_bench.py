@@ -117,9 +117,10 @@ def test_tta_levels_are_compared_on_the_weights_accuracy_kept(tiny_data_dir, tmp
     from conftest import PLUMBING_MODEL
 
     trained = tmp_path / "trained.jsonl"
-    accuracy.main(["--model", PLUMBING_MODEL, "--seeds", "3", "--data-dir", str(tiny_data_dir), "--out", str(trained),
-                   "--run-dir", str(tmp_path / "runs"), "--set", "train_size=96", "--set", "val_size=64",
-                   "--set", "batch_size=32", "--set", "epochs=1", "--set", "precision=fp32"])
+    train_args = ["--model", PLUMBING_MODEL, "--seeds", "3", "--data-dir", str(tiny_data_dir), "--out", str(trained),
+                  "--run-dir", str(tmp_path / "runs"), "--set", "train_size=96", "--set", "val_size=64",
+                  "--set", "batch_size=32", "--set", "epochs=1", "--set", "precision=fp32"]
+    accuracy.main(train_args)
     [run] = [json.loads(line) for line in trained.read_text().splitlines()]
     assert run["checkpoint"] == str(tmp_path / "runs" / "seed-3" / "checkpoint-0001.pt")
     capsys.readouterr()
@@ -132,3 +133,9 @@ def test_tta_levels_are_compared_on_the_weights_accuracy_kept(tiny_data_dir, tmp
     # level on the test set.
     assert rows[0]["val_acc"] == run["val_acc"] and rows[0]["test_acc"] == run["test_acc"]
     assert rows[run["config"]["tta"]]["test_acc"] == run["test_acc_tta"]
+    # The same command again resumes from the kept checkpoint: here the run is complete, so nothing
+    # trains and the same weights give the same numbers.
+    accuracy.main(train_args)
+    again = json.loads(trained.read_text().splitlines()[-1])
+    assert again["resumed_from"] == run["checkpoint"] and run["resumed_from"] is None
+    assert (again["val_acc"], again["test_acc_tta"]) == (run["val_acc"], run["test_acc_tta"])
