@@ -27,7 +27,7 @@ from store.open import open_store
 from train import TrainConfig, train
 from train.checkpoint import read_checkpoint
 from train.evaluate import predict
-from winner.export import METADATA_FILE, ImageClassifier, export_model
+from winner.export import METADATA_FILE, ImageClassifier, build_classifier, export_model
 from winner.predict import load_predictor, predict_paths, read_image
 from winner.source import load_network, source_from_path
 
@@ -113,18 +113,20 @@ def test_confident_tta_inside_the_model_matches_training_evaluation(trained):
             assert (probabilities - logits.softmax(1)).abs().max() < 1e-5
 
 
-def test_the_four_shift_tta_exports_as_training_evaluates_it(trained, tmp_path):
+def test_the_four_shift_tta_inside_the_model_is_training_evaluations(trained):
+    """tta=3 chosen at export: the classifier computes what evaluation at level 3 computes (tracing
+    and saving are the same for every level; the tests above cover them at the run's level)."""
     source = source_from_path(trained["run_dir"])
-    network, config = load_network(source)
+    classifier, metadata = build_classifier(source, tta=3)
+    assert metadata["tta"] == 3 and "four diagonal" in metadata["tta_views"]
+    assert metadata["expected_test_acc"] is None  # the run measured level 2, not this one
     images = trained["data"].test_images
-    expected = predict(network, images, batch_size=1000, dtype=torch.float32, channels_last=config.channels_last,
-                       autocast=nullcontext, tta_level=3).softmax(1)
-    assert (expected - checkpoint_probabilities(trained)).abs().max() > 1e-6  # not the run's level-2 views
-    result = export_model(source, "torchscript", tmp_path / "tta3.pt", tta=3)
-    assert result.metadata["tta"] == 3 and "four diagonal" in result.metadata["tta_views"]
-    assert result.metadata["expected_test_acc"] is None  # the run measured level 2, not this one
-    probabilities = load_predictor(result.path).probabilities(nhwc(images))
-    assert np.abs(probabilities - expected.numpy()).max() < 1e-5
+    evaluate = functools.partial(predict, classifier.network, images, batch_size=1000, dtype=torch.float32,
+                                 channels_last=classifier.channels_last, autocast=nullcontext)
+    level_3, level_2 = evaluate(tta_level=3).softmax(1), evaluate(tta_level=2).softmax(1)
+    assert (level_3 - level_2).abs().max() > 1e-6  # four more views, so other numbers
+    with torch.no_grad():
+        assert (classifier(torch.from_numpy(nhwc(images))) - level_3).abs().max() < 1e-5
 
 
 def test_a_checkpoint_of_an_earlier_version_still_loads(trained, tmp_path):
