@@ -23,16 +23,11 @@ from torch import nn
 from bench.jsonl import emit
 from data.cifar import load_cifar10, split_train_val
 from data.loader import eval_batches
-from train.evaluate import SHIFT_WINDOWS, TTA_LEVELS, loss_and_accuracy, tta_logits
+from train.evaluate import TTA_LEVELS, forward_passes, loss_and_accuracy, tta_logits
 from train.loop import autocast_factory, resolve_precision
 from winner.source import load_network, source_from_path
 
 SPLITS = ("val", "test")
-
-
-def views(level: int) -> int:
-    """Forward passes per image at a TTA level."""
-    return 1 if level == 0 else 2 * (1 + len(SHIFT_WINDOWS.get(level, ())))
 
 
 class SharedViews(nn.Module):
@@ -78,7 +73,7 @@ def compare(run_dir: Path, levels: list[int], data, splits: list[str]) -> list[d
     images = {"val": (data.train_images[val_idx], data.train_labels[val_idx]),
               "test": (data.test_images, data.test_labels)}
     rows = {level: {"checkpoint": str(source.checkpoint), "model": config.model, "seed": config.seed,
-                    "trained_tta": config.tta, "tta": level, "views": views(level), "precision": precision}
+                    "trained_tta": config.tta, "tta": level, "views": forward_passes(level), "precision": precision}
             for level in levels}
     started = time.perf_counter()
     for split in splits:

@@ -20,7 +20,12 @@ def _mirror_average(model: nn.Module, images: torch.Tensor, plain: torch.Tensor 
 # Where each one-pixel shift's window starts (row, column) in the image padded by one pixel:
 # (0, 0) views it moved down-right by a pixel, (2, 2) up-left, (0, 2) down-left, (2, 0) up-right.
 SHIFT_WINDOWS: dict[int, tuple[tuple[int, int], ...]] = {2: ((0, 0), (2, 2)), 3: ((0, 0), (2, 2), (0, 2), (2, 0))}
-TTA_LEVELS = (0, 1, 2, 3)
+TTA_LEVELS = (0, 1, *SHIFT_WINDOWS)  # plain, mirrored, then the levels that add shifts
+
+
+def forward_passes(level: int) -> int:
+    """Views per image at a TTA level, each one forward pass."""
+    return 1 if level == 0 else 2 * (1 + len(SHIFT_WINDOWS.get(level, ())))
 
 
 def tta_logits(model: nn.Module, images: torch.Tensor, level: int, plain: torch.Tensor | None = None) -> torch.Tensor:
