@@ -21,7 +21,7 @@ def report(
         metavar="ID", help="Sweep id from `sweep create`; entity/project/id reads the sweep from W&B.")],
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder for the figures, report.html and report.md (default: reports/ID).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print {best_run, files} as JSON for scripts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {best_run, files, over_seeds} as JSON for scripts.")] = False,
     home: HomeOption = None,
     store_url: StoreOption = None,
 ) -> None:
@@ -38,6 +38,7 @@ def report(
         raise typer.Exit(2) from None
     files = [str(path) for path in written_files(report, out_dir)]
     if as_json:
-        print(json.dumps({"best_run": report.best.id, "files": files}, indent=2))
+        over_seeds = [row.model_dump(mode="json") for row in report.over_seeds]  # [] unless seed is swept
+        print(json.dumps({"best_run": report.best.id, "files": files, "over_seeds": over_seeds}, indent=2))
         return
     console.print(report_view(report, out_dir))

@@ -41,5 +41,18 @@ def compact_config(config: dict[str, Any]) -> str:
     return ", ".join(f"{key}={setting(value)}" for key, value in config.items())
 
 
+def setting_label(config: dict[str, Any]) -> str:
+    """A pooled setting's name; with seed the only swept parameter, there is just one setting."""
+    return compact_config(config) or "(every run: only the seed is swept)"
+
+
+def seed_list(seeds: list[Any]) -> str:
+    return ", ".join(setting(seed) for seed in seeds)
+
+
+def score_range(low: float, high: float, metric_name: str) -> str:
+    return f"{score(low, metric_name)}–{score(high, metric_name)}"
+
+
 def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

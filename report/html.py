@@ -52,6 +52,7 @@ def render_html(report: SweepReport, figure_folder: Path) -> str:
         _card("Runs by state", _states_table(report)),
         "</div>",
         "<h2>Top runs</h2>", _runs_table(report.top_runs, report),
+        *_over_seeds_section(report),
         *_importance_section(report),
         "<h2>Figures</h2>", '<div class="figures">',
         *(_figure(entry, figure_folder) for entry in report.figures),
@@ -130,6 +131,24 @@ def _runs_table(rows: list[RunRow], report: SweepReport) -> str:
         tds += "".join(f"<td>{escape(fmt.setting(row.config.get(n)))}</td>" for n in names)
         body.append(f"<tr{css}>{tds}</tr>")
     return f'<div class="card"><table>{head}{"".join(body)}</table></div>'
+
+
+def _over_seeds_section(report: SweepReport) -> list[str]:
+    if not report.over_seeds:
+        return []
+    metric = report.metric.name
+    head = (f"<tr><th class=num>#</th><th>setting</th><th>seeds</th><th class=num>mean {escape(metric)}</th>"
+            "<th class=num>range</th><th class=num>mean test acc TTA</th></tr>")
+    rows = "".join(
+        f'<tr><td class="num">{rank}</td><td>{escape(fmt.setting_label(r.setting))}</td>'
+        f"<td>{escape(fmt.seed_list(r.seeds))}</td><td class=\"num\">{escape(fmt.score(r.score_mean, metric))}</td>"
+        f'<td class="num">{escape(fmt.score_range(r.score_min, r.score_max, metric))}</td>'
+        f'<td class="num">{escape(fmt.percent(r.test_acc_tta_mean))}</td></tr>'
+        for rank, r in enumerate(report.over_seeds, start=1))
+    return ["<h2>Settings over seeds</h2>",
+            f'<p class="subtitle">Each setting of the other swept parameters, its finished runs pooled over their '
+            f"seeds; best mean {escape(metric)} first. Test accuracy is reported only.</p>",
+            f'<div class="card"><table>{head}{rows}</table></div>']
 
 
 def _importance_section(report: SweepReport) -> list[str]:

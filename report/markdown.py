@@ -37,6 +37,14 @@ def render_markdown(report: SweepReport) -> str:
               "|---:|---|---|---:|---:|---:|---|"]
     lines += [f"| {i} | {r.id} | {r.state} | {fmt.score(r.score, metric)} | {fmt.percent(r.test_acc)} | "
               f"{r.epochs} | {fmt.compact_config(r.config)} |" for i, r in enumerate(report.top_runs, start=1)]
+    if report.over_seeds:
+        lines += ["", "## Settings over seeds", "",
+                  f"Each setting of the other swept parameters, its finished runs pooled over their seeds; "
+                  f"best mean `{metric}` first. Test accuracy is reported only.", "",
+                  f"| # | setting | seeds | mean {metric} | range | mean test acc TTA |", "|---:|---|---|---:|---:|---:|"]
+        lines += [f"| {i} | {fmt.setting_label(r.setting)} | {fmt.seed_list(r.seeds)} | "
+                  f"{fmt.score(r.score_mean, metric)} | {fmt.score_range(r.score_min, r.score_max, metric)} | "
+                  f"{fmt.percent(r.test_acc_tta_mean)} |" for i, r in enumerate(report.over_seeds, start=1)]
     if report.influence:
         lines += ["", f"## Parameter importance for {metric}", "", "| parameter | importance | correlation |",
                   "|---|---:|---:|"]

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from report.importance import ParameterInfluence
+from report.seeds import SettingOverSeeds
 from report.select import Metric
 
 
@@ -50,4 +51,5 @@ class SweepReport(BaseModel):
     top_runs: list[RunRow]
     parameters: list[str]  # the swept ones
     influence: list[ParameterInfluence]
+    over_seeds: list[SettingOverSeeds] = []  # when `seed` is swept: each setting pooled over its seeds
     figures: list[FigureEntry] = []

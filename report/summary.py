@@ -9,6 +9,7 @@ from store.records import RunRecord, SweepRecord
 from report import panels
 from report.model import RunRow, SweepReport
 from report.parameters import parameter_value, swept_parameters
+from report.seeds import pool_seeds
 from report.select import UNFINISHED_STATES, best_finished_run, rank_runs, run_score, sweep_metric
 
 TOP_RUNS = 10
@@ -37,6 +38,7 @@ def summarize(sweep: SweepRecord, runs: list[RunRecord]) -> SweepReport:
         top_runs=[run_row(r.run, r.score, names) for r in ranked[:TOP_RUNS]],
         parameters=names,
         influence=panels.importance(ranked, parameters),
+        over_seeds=pool_seeds(ranked, names, metric),
     )
 
 

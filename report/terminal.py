@@ -60,6 +60,8 @@ def report_view(report: SweepReport, out_dir: Path) -> Group:
                     str(row.epochs), fmt.compact_config(row.config),
                     style="bold red" if row.id == best.id else None)
     parts.append(top)
+    if report.over_seeds:
+        parts.append(_over_seeds_table(report))
 
     written = sum(1 for f in report.figures if f.path)
     parts.append(Text(f"{written} figures, report.html and report.md written to {out_dir}"))
@@ -67,3 +69,18 @@ def report_view(report: SweepReport, out_dir: Path) -> Group:
         if entry.skipped:
             parts.append(Text(f"not drawn: {entry.title}: {entry.skipped}", style="yellow"))
     return Group(*parts)
+
+
+def _over_seeds_table(report: SweepReport) -> Table:
+    metric = report.metric.name
+    table = Table(title=f"Settings over seeds: mean {metric} of their finished runs", title_justify="left")
+    for column in ("#", "setting", "seeds", f"mean {metric}", "range", "mean test TTA"):
+        # 16 characters hold one `key=value` of the usual switches; longer settings wrap at their commas.
+        table.add_column(column, justify="left" if column in ("setting", "seeds") else "right",
+                         no_wrap=column not in ("setting", "seeds"), min_width=16 if column == "setting" else None,
+                         overflow="fold")
+    for rank, row in enumerate(report.over_seeds, start=1):
+        table.add_row(str(rank), fmt.setting_label(row.setting), fmt.seed_list(row.seeds),
+                      fmt.score(row.score_mean, metric), fmt.score_range(row.score_min, row.score_max, metric),
+                      fmt.percent(row.test_acc_tta_mean))
+    return table

@@ -20,6 +20,13 @@ def test_sweeps_folder_holds_the_three_issue_files() -> None:
     assert {p.name for p in SWEEP_FILES} >= {"grid.yaml", "bayes.yaml", "smoke.yaml"}
 
 
+def test_the_screening_sweep_selects_on_validation_with_five_seeds_per_setting() -> None:
+    spec = load_sweep_file(ROOT / "sweeps" / "fast-screen.yaml")
+    parameters = spec.config["parameters"]
+    assert parameters["seed"]["values"] == [0, 1, 2, 3, 4] and spec.grid_size == 40
+    assert parameters["val_size"]["value"] > 0 and spec.metric_name == "val_acc"
+
+
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.name)
 def test_every_sweep_file_validates_and_the_engine_proposes_a_run(path: Path) -> None:
     from agent.engine import sweep_engine
