@@ -18,6 +18,7 @@ from report.importance import ParameterInfluence, parameter_influence
 from report.parameters import SweptParameter, category_label, is_number, parameter_value
 from report.render import Unavailable
 from report.select import Metric, RankedRun, best_finished_run, rank_runs, sweep_metric
+from report.seeds import SettingOverSeeds, pool_seeds
 from store.records import RunRecord, SweepRecord
 
 SPREAD = 0.15  # how far apart runs sharing a category are placed on a scatter panel
@@ -68,6 +69,7 @@ class SweepPanels(BaseModel):
     importance: list[ParameterInfluence]
     scatter: list[ScatterPanel]
     confusion: ConfusionPanel | None
+    over_seeds: list[SettingOverSeeds]  # when `seed` is swept: each setting pooled over its finished seeds
     skipped: dict[str, str]  # panel key -> why it is missing
 
 
@@ -180,4 +182,5 @@ def sweep_panels(sweep: SweepRecord, runs: list[RunRecord], parameters: list[Swe
                                  f"parameters and {metric.name} vary")
     return SweepPanels(metric=metric, best_id=best.id if best else None,
                        leader_id=ranked[0].run.id if ranked else None, scored=len(ranked), parameters=parameters,
-                       parallel=parallel, importance=influence, scatter=scatter, confusion=conf, skipped=skipped)
+                       parallel=parallel, importance=influence, scatter=scatter, confusion=conf,
+                       over_seeds=pool_seeds(ranked, [p.name for p in parameters], metric), skipped=skipped)

@@ -287,3 +287,31 @@ def test_buttons_appear_only_with_allow_control_and_stop_the_sweep(home, server,
     assert store.list_runs(sweep.id)[0].stop_requested  # cancel asks the running run to stop
     store.close()
     assert page.errors == []
+
+
+def test_a_seed_swept_sweep_shows_each_setting_pooled_over_its_finished_seeds(home, server, filled, page):
+    page.page.goto(f"{server.base}/sweeps/{filled['sweep']}")  # no seed among its parameters: no table
+    page.page.wait_for_selector("body[data-panels]", state="attached")
+    assert not page.page.locator("#over-seeds-section").is_visible()
+
+    store = open_store(home)
+    config = dict(SWEEP_CONFIG, name="seeds sweep", method="grid",
+                  parameters={"lr": {"values": [0.05, 0.3]}, "seed": {"values": [0, 1]}, "epochs": {"value": 3}})
+    sweep = store.create_sweep(config)
+    for n, (lr, seed, state) in enumerate([(0.05, 0, "finished"), (0.3, 0, "finished"), (0.05, 1, "finished"),
+                                           (0.3, 1, "finished"), (0.3, 1, "failed")]):
+        add_run(store, sweep.id, {"lr": lr, "seed": seed, "epochs": 3}, epochs=3, seed=n, state=state)
+    finished = [run for run in store.list_runs(sweep.id) if run.state == "finished"]
+    store.close()
+
+    def mean_best(lr: float) -> float:
+        bests = [max(row["val_acc"] for row in run.history) for run in finished if run.config["lr"] == lr]
+        return sum(bests) / len(bests)
+
+    page.page.goto(f"{server.base}/sweeps/{sweep.id}")
+    page.page.wait_for_selector("#over-seeds tbody tr")
+    rows = [row.locator("td").all_inner_texts() for row in page.page.locator("#over-seeds tbody tr").all()]
+    # The higher rate's ceiling is higher (dashboard_runs.epoch_metrics); the failed run adds no seed.
+    assert [row[:3] for row in rows] == [["1", "lr=0.3000", "0, 1"], ["2", "lr=0.0500", "0, 1"]]
+    assert [row[3] for row in rows] == [f"{100 * mean_best(0.3):.2f}%", f"{100 * mean_best(0.05):.2f}%"]
+    assert page.errors == []

@@ -319,6 +319,28 @@ function drawConfusion(panels) {
   note("confusion-note", "Test-set predictions of the best finished run, without test-time augmentation.");
 }
 
+// A sweep with `seed` among its parameters: each setting of the others, pooled over its finished seeds.
+function drawOverSeeds(panels) {
+  const rows = panels.over_seeds || [];
+  document.getElementById("over-seeds-section").hidden = !rows.length;
+  if (!rows.length) return;
+  const metric = panels.metric.name;
+  const percent = (v) => (v === null || v === undefined ? "" : `${(100 * v).toFixed(2)}%`);
+  const shown = metric.endsWith("_acc") ? percent : (v) => number(v);
+  const table = document.getElementById("over-seeds");
+  table.tHead.rows[0].replaceChildren(...["#", "setting", "seeds", `mean ${metric}`, "range", "mean test acc TTA"]
+    .map((name) => el("th", null, name)));
+  table.tBodies[0].replaceChildren(...rows.map((row, i) => el("tr", null,
+    el("td", {class: "num"}, i + 1),
+    el("td", null, Object.entries(row.setting).map(([k, v]) => `${k}=${value(v)}`).join(", ") || "(only the seed is swept)"),
+    el("td", null, row.seeds.map(value).join(", ")),
+    el("td", {class: "num"}, shown(row.score_mean)),
+    el("td", {class: "num"}, `${shown(row.score_min)}–${shown(row.score_max)}`),
+    el("td", {class: "num"}, percent(row.test_acc_tta_mean)))));
+  note("over-seeds-note", `Finished runs pooled by their setting of the other swept parameters; best mean ${metric} ` +
+       "first. Test accuracy is reported only.");
+}
+
 async function loadPanels() {
   if (S.panelsBusy) return;
   S.panelsBusy = true;
@@ -337,6 +359,7 @@ async function loadPanels() {
     drawImportance(panels);
     drawScatter(panels);
     drawConfusion(panels);
+    drawOverSeeds(panels);
     renderHead();
     queueTable();
     document.body.dataset.panels = String(panels.cursor);
