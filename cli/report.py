@@ -21,7 +21,8 @@ def report(
         metavar="ID", help="Sweep id from `sweep create`; entity/project/id reads the sweep from W&B.")],
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder for the figures, report.html and report.md (default: reports/ID).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print {best_run, files, over_seeds} as JSON for scripts.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print {best_run, files, over_seeds} as JSON for scripts.")] = False,
     home: HomeOption = None,
     store_url: StoreOption = None,
 ) -> None:

@@ -43,7 +43,7 @@ def compact_config(config: dict[str, Any]) -> str:
 
 def setting_label(config: dict[str, Any]) -> str:
     """A pooled setting's name; with seed the only swept parameter, there is just one setting."""
-    return compact_config(config) or "(every run: only the seed is swept)"
+    return compact_config(config) or "(only the seed is swept)"
 
 
 def seed_list(seeds: list[Any]) -> str:

@@ -70,8 +70,10 @@ def test_minimize_puts_the_lowest_mean_first():
 def test_seed_as_the_only_swept_parameter_gives_one_row_and_no_seed_gives_none():
     only_seed = {**GRID, "parameters": {"model": {"value": "fast"}, "seed": {"values": [0, 1]}}}
     runs = [run("a", None, 0, [0.8]), run("b", None, 1, [0.6])]
-    (row,) = summarize(SweepRecord(id="s", config=only_seed, created_at=0.0), runs).over_seeds
+    report = summarize(SweepRecord(id="s", config=only_seed, created_at=0.0), runs)
+    (row,) = report.over_seeds
     assert row.setting == {} and row.seeds == [0, 1] and row.score_mean == pytest.approx(0.7)
+    assert "| 1 | (only the seed is swept) | 0, 1 | 70.00% |" in render_markdown(report)
     no_seed = {**GRID, "parameters": {"activation": {"values": ["gelu", "silu"]}}}
     assert summarize(SweepRecord(id="s", config=no_seed, created_at=0.0), runs).over_seeds == []
 
