@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from report.parameters import parameter_value
+from report.parameters import is_number, parameter_value
 from report.select import Metric, RankedRun
 
 SEED = "seed"
@@ -33,22 +33,21 @@ def pool_seeds(ranked: list[RankedRun], parameter_names: list[str], metric: Metr
     if SEED not in parameter_names:
         return []
     others = [name for name in parameter_names if name != SEED]
-    groups: dict[str, list[RankedRun]] = {}
+    groups: dict[str, tuple[dict[str, Any], list[RankedRun]]] = {}
     for entry in sorted(ranked, key=lambda r: r.run.created_at):
         if entry.run.state == "finished":
             setting = {name: parameter_value(entry.run.config, name) for name in others}
-            groups.setdefault(json.dumps(setting, sort_keys=True, default=str), []).append(entry)
-    rows = [_row(entries, others) for entries in groups.values()]
+            groups.setdefault(json.dumps(setting, sort_keys=True, default=str), (setting, []))[1].append(entry)
+    rows = [_row(setting, entries) for setting, entries in groups.values()]
     direction = -1 if metric.goal == "maximize" else 1
     return sorted(rows, key=lambda row: direction * row.score_mean)
 
 
-def _row(entries: list[RankedRun], others: list[str]) -> SettingOverSeeds:
+def _row(setting: dict[str, Any], entries: list[RankedRun]) -> SettingOverSeeds:
     scores = [entry.score for entry in entries]
     tta = [entry.run.summary.get("test_acc_tta") for entry in entries]
     return SettingOverSeeds(
-        setting={name: parameter_value(entries[0].run.config, name) for name in others},
-        seeds=[parameter_value(entry.run.config, SEED) for entry in entries],
+        setting=setting, seeds=[parameter_value(entry.run.config, SEED) for entry in entries],
         score_mean=statistics.fmean(scores), score_min=min(scores), score_max=max(scores),
-        test_acc_tta_mean=statistics.fmean(tta) if all(isinstance(v, (int, float)) for v in tta) else None,
+        test_acc_tta_mean=statistics.fmean(tta) if all(is_number(v) for v in tta) else None,
     )

@@ -326,7 +326,7 @@ function drawOverSeeds(panels) {
   if (!rows.length) return;
   const metric = panels.metric.name;
   const percent = (v) => (v === null || v === undefined ? "" : `${(100 * v).toFixed(2)}%`);
-  const shown = metric.endsWith("_acc") ? percent : (v) => number(v);
+  const shown = metric.endsWith("_acc") ? percent : number;
   const table = document.getElementById("over-seeds");
   table.tHead.rows[0].replaceChildren(...["#", "setting", "seeds", `mean ${metric}`, "range", "mean test acc TTA"]
     .map((name) => el("th", null, name)));
