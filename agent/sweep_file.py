@@ -25,6 +25,8 @@ from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent
 from yaml.resolver import Resolver
 
+from train.yaml_scalar import coerce_scalar
+
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: thousands of times a real sweep file
 MAX_YAML_NODES = 100_000  # every scalar, list and mapping, counted as if each alias were written out
 MAX_YAML_DEPTH = 32  # a sweep file nests 4 deep
@@ -128,13 +130,13 @@ def coerce_numbers(config: dict[str, Any]) -> dict[str, Any]:
             continue
         for key in NUMBER_KEYS:
             if key in spec:
-                spec[key] = _number(spec[key])
+                spec[key] = coerce_scalar(spec[key])
         for key in ("values", "probabilities"):
             if isinstance(spec.get(key), list):
-                spec[key] = [_number(v) for v in spec[key]]
+                spec[key] = [coerce_scalar(v) for v in spec[key]]
     metric = config.get("metric")
     if isinstance(metric, dict) and "target" in metric:
-        metric["target"] = _number(metric["target"])
+        metric["target"] = coerce_scalar(metric["target"])
     return config
 
 
@@ -248,15 +250,6 @@ except ImportError:  # pragma: no cover - pure-Python PyYAML
             _BoundedComposer.__init__(self)
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _is_int(value: Any) -> bool:

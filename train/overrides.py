@@ -8,16 +8,7 @@ from typing import Any
 import yaml
 
 from train.config import ConfigError
-
-
-def coerce_scalar(value: Any) -> Any:
-    """Fix PyYAML's one surprise: '5e-4' (no dot) loads as a string, not a float."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+from train.yaml_scalar import coerce_scalar
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
