@@ -2,7 +2,7 @@
 
 The file takes images as a user has them, uint8 RGB in (N, 32, 32, 3), and returns class
 probabilities (N, 10). Inside it does exactly what evaluation did during training: the same
-normalisation (`data.augment.normalize`) and the run's test-time augmentation
+normalisation (`data.normalization.normalize`) and the run's test-time augmentation
 (`train.evaluate.tta_logits`), so its accuracy is the run's measured test accuracy. What a user
 needs to know about the model travels in the file (TorchScript `_extra_files`, ONNX
 `metadata_props`) and beside it in `<file>.json`.
